@@ -1,0 +1,96 @@
+// Command curvezmq is the one static binary of the project: key generation, a Cylc-shaped
+// scheduler and its client, the remote side of install targets (remote-init, remote-tidy),
+// a self-contained demo and benchmarks.
+//
+// Flags come before the command word, and global flags before both:
+//
+//	curvezmq [global flags] COMMAND [flags] [args]
+//
+// Each command lives in its own file and registers itself in init.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+)
+
+// version is the project version, printed by "curvezmq version" and written to contact files.
+var version = "0.1.0-dev"
+
+// env is what a command may touch of the process; tests run commands in-process with their own.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// command is one word of the command line.
+type command struct {
+	summary string
+	// run executes the command with the arguments after the command word and returns the
+	// process exit code.
+	run func(e *env, args []string) int
+}
+
+var commands = map[string]command{}
+
+func register(name string, c command) {
+	if _, dup := commands[name]; dup {
+		panic("curvezmq: command registered twice: " + name)
+	}
+	commands[name] = c
+}
+
+func init() {
+	register("version", command{
+		summary: "print the version, the Go version and os/arch",
+		run: func(e *env, args []string) int {
+			if len(args) != 0 {
+				fmt.Fprintln(e.stderr, "curvezmq: version takes no arguments")
+				return 1
+			}
+			fmt.Fprintf(e.stdout, "curvezmq %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return 0
+		},
+	})
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: curvezmq COMMAND [flags] [args]")
+	fmt.Fprintln(w, "\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
+	}
+}
+
+// dispatch runs the command named by args[0] and returns the exit code.
+func dispatch(e *env, args []string) int {
+	if len(args) == 0 {
+		usage(e.stderr)
+		return 1
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		usage(e.stdout)
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(e.stderr, "curvezmq: unknown command %q\n", args[0])
+		usage(e.stderr)
+		return 1
+	}
+	return c.run(e, args[1:])
+}
+
+func main() {
+	os.Exit(dispatch(&env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:]))
+}
