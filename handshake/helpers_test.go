@@ -123,5 +123,7 @@ func runErr(cfg configs, decide func(*Request) Result) (*transcript, error) {
 // joinErr carries the server's and the client's errors of a refused handshake.
 type joinErr struct{ server, client error }
 
-func (j joinErr) Error() string { return "server: " + j.server.Error() + "; client: " + j.client.Error() }
+func (j joinErr) Error() string {
+	return "server: " + j.server.Error() + "; client: " + j.client.Error()
+}
 func (j joinErr) Unwrap() []error { return []error{j.server, j.client} }
