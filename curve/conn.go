@@ -169,13 +169,22 @@ func (c *Conn) withDeadline(ctx context.Context) (stop func()) {
 	}
 }
 
-// greet sends our greeting whole and reads the peer's (libzmq sends its own in pieces and
-// only after seeing ours, so we must not wait for it first).
+// greet exchanges greetings as libzmq does (see zmtp.GreetingHead): our head, the peer's
+// head, our rest, the peer's rest. Sending all 64 bytes at once would let libzmq hang up
+// on a mechanism mismatch before it ever showed us which mechanism it wanted.
 func (c *Conn) greet() error {
-	if _, err := c.conn.Write(zmtp.AppendGreeting(nil, mechanism, greetingMinor, !c.isClient)); err != nil {
+	ours := zmtp.AppendGreeting(nil, mechanism, greetingMinor, !c.isClient)
+	if _, err := c.conn.Write(ours[:zmtp.GreetingHead]); err != nil {
 		return err
 	}
-	g, err := zmtp.ReadGreeting(readerFunc(c.readFull), mechanism)
+	var theirs [zmtp.GreetingSize]byte
+	if err := zmtp.ReadGreetingHead(readerFunc(c.readFull), &theirs); err != nil {
+		return err
+	}
+	if _, err := c.conn.Write(ours[zmtp.GreetingHead:]); err != nil {
+		return err
+	}
+	g, err := zmtp.ReadGreetingRest(readerFunc(c.readFull), &theirs, mechanism)
 	if err != nil {
 		return err
 	}
@@ -611,4 +620,48 @@ func printable(b []byte) string {
 		out[i] = c
 	}
 	return string(out)
+}
+
+// startSplit runs the first half of a handshake whose metadata is not known yet (the zmq4
+// transport learns it from zmq4's own NULL READY): a client sends HELLO and reads WELCOME;
+// a server goes as far as the authorizer's decision, refusing the client there if it must.
+func (c *Conn) startSplit(ctx context.Context) error {
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	if err := c.cfg.check(c.isClient); err != nil {
+		c.finishHandshake(err)
+		return c.hsErr
+	}
+	c.startDeadline()
+	var err error
+	if c.isClient {
+		err = c.clientHello(ctx)
+	} else {
+		err = c.serverAuth(ctx, nil)
+	}
+	if err != nil {
+		c.finishHandshake(err)
+		return c.hsErr
+	}
+	return nil
+}
+
+// finishSplit completes a handshake begun with startSplit, sending meta in INITIATE
+// (client) or READY (server).
+func (c *Conn) finishSplit(ctx context.Context, meta Metadata) error {
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	if c.hsDone.Load() {
+		return c.hsErr
+	}
+	var err error
+	if c.closed.Load() {
+		err = ErrClosed
+	} else if c.isClient {
+		err = c.clientFinish(ctx, meta)
+	} else {
+		err = c.serverFinish(ctx, meta)
+	}
+	c.finishHandshake(err)
+	return c.hsErr
 }

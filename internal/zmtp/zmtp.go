@@ -54,36 +54,57 @@ func AppendGreeting(dst []byte, mechanism string, minor uint8, asServer bool) []
 	return append(dst, g[:]...)
 }
 
-// ReadGreeting reads the peer's greeting from r in the order libzmq sends it (signature,
-// major version, the rest), refusing a ZMTP 1.0 or 2.0 peer as soon as it can tell, and a
-// mechanism other than mechanism. Our own greeting must already have been sent in full:
-// libzmq sends its version only after it has seen our signature.
+// GreetingHead is how much of a greeting is sent before waiting for the peer's: the
+// signature (10 bytes) and the major version. libzmq sends its version only after it has
+// read our signature, and the rest of its greeting only after it has read our version; and
+// once it has our whole greeting it may close at once (a mechanism it does not speak)
+// without ever showing us its own. So a peer sends GreetingHead bytes, reads the peer's
+// head with ReadGreetingHead, sends the rest, and reads the rest with ReadGreetingRest;
+// nobody ever waits for 64 bytes before sending.
+const GreetingHead = 11
+
+// ReadGreeting reads a whole greeting (ReadGreetingHead, then ReadGreetingRest).
 func ReadGreeting(r io.Reader, mechanism string) (Greeting, error) {
 	var b [GreetingSize]byte
+	if err := ReadGreetingHead(r, &b); err != nil {
+		return Greeting{}, err
+	}
+	return ReadGreetingRest(r, &b, mechanism)
+}
+
+// ReadGreetingHead reads the first 11 bytes of the peer's greeting into b in the order
+// libzmq sends them, refusing a ZMTP 1.0 or 2.0 peer as soon as it can tell.
+func ReadGreetingHead(r io.Reader, b *[GreetingSize]byte) error {
 	// One byte first: a ZMTP 1.0 peer may send as little as a 2-byte identity frame and wait.
 	if _, err := io.ReadFull(r, b[:1]); err != nil {
-		return Greeting{}, err
+		return err
 	}
 	if b[0] != 0xFF {
-		return Greeting{}, fmt.Errorf("%w: first byte 0x%02x is not a ZMTP 3 signature", ErrVersion, b[0])
+		return fmt.Errorf("%w: first byte 0x%02x is not a ZMTP 3 signature", ErrVersion, b[0])
 	}
 	if _, err := io.ReadFull(r, b[1:10]); err != nil {
-		return Greeting{}, err
+		return err
 	}
 	if b[9]&1 == 0 {
-		return Greeting{}, fmt.Errorf("%w: ZMTP 1.0 signature", ErrVersion)
+		return fmt.Errorf("%w: ZMTP 1.0 signature", ErrVersion)
 	}
 	if _, err := io.ReadFull(r, b[10:11]); err != nil {
-		return Greeting{}, err
+		return err
 	}
 	// libzmq: major 0 is ZMTP 1.0, 1 is ZMTP 2.0, 3 is 3.x, anything else is treated as 3.1.
 	if b[10] < 2 {
-		return Greeting{}, fmt.Errorf("%w: major version %d", ErrVersion, b[10])
+		return fmt.Errorf("%w: major version %d", ErrVersion, b[10])
 	}
-	if _, err := io.ReadFull(r, b[11:]); err != nil {
+	return nil
+}
+
+// ReadGreetingRest reads the rest of the greeting whose head ReadGreetingHead put in b,
+// and refuses a mechanism other than mechanism.
+func ReadGreetingRest(r io.Reader, b *[GreetingSize]byte, mechanism string) (Greeting, error) {
+	if _, err := io.ReadFull(r, b[GreetingHead:]); err != nil {
 		return Greeting{}, err
 	}
-	return parseGreetingTail(&b, mechanism)
+	return parseGreetingTail(b, mechanism)
 }
 
 // ParseGreeting parses a whole 64-byte greeting with the same checks as ReadGreeting.
