@@ -16,9 +16,7 @@ func readKeyFile(path string, withMeta bool) (key.PublicKey, handshake.Metadata,
 	if err != nil {
 		return key.PublicKey{}, nil, err
 	}
-	if cert.HasSecret {
-		cert.Secret.Wipe()
-	}
+	cert.Wipe()
 	var meta handshake.Metadata
 	if withMeta {
 		for _, p := range cert.Metadata {

@@ -77,6 +77,13 @@ func newDirSource(a *Authenticator, domain, dir string, layout Layout) (*dirSour
 	// Watch before the first scan, so that nothing written during it goes unnoticed.
 	s.syncWatches()
 	res, err := scanDir(dir, layout)
+	if err == nil && len(res.subdirs) != 0 {
+		// A tree: watch the subdirectories found, then scan again, so that nothing
+		// written in them between the two goes unnoticed either.
+		s.subdirs = res.subdirs
+		s.syncWatches()
+		res, err = scanDir(dir, layout)
+	}
 	if err != nil {
 		if s.w != nil {
 			s.w.Close()
@@ -94,13 +101,17 @@ func (s *dirSource) stop() {
 	<-s.done
 }
 
+// errStopped is returned by reload when the source was stopped: its domain was
+// reconfigured, or the authenticator closed.
+var errStopped = errors.New("zap: key directory no longer configured")
+
 // reload asks the goroutine for a rescan and waits until it is live.
 func (s *dirSource) reload() error {
 	ch := make(chan error, 1)
 	select {
 	case s.reqs <- ch:
 	case <-s.done:
-		return ErrClosed
+		return errStopped
 	}
 	return <-ch // run answers every request it takes
 }

@@ -239,7 +239,10 @@ func (a *Authenticator) ConfigureCurveDir(domain, dir string, layout Layout) err
 	}
 	if dp := a.policy.Load().domains[domain]; dp != nil && dp.kind == kindDirectory &&
 		dp.src.dir == abs && dp.src.layout == layout {
-		return dp.src.reload()
+		if err := dp.src.reload(); !errors.Is(err, errStopped) {
+			return err
+		}
+		// Replaced or closed meanwhile: configure afresh.
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
@@ -341,9 +344,18 @@ func (a *Authenticator) Reload() error {
 	p := a.policy.Load()
 	var errs []error
 	for _, d := range slices.Sorted(maps.Keys(p.domains)) {
-		if src := p.domains[d].src; src != nil {
-			errs = append(errs, src.reload())
+		src := p.domains[d].src
+		if src == nil {
+			continue
 		}
+		// A source stopped meanwhile was replaced (its successor scanned on start) or
+		// closed (reported below).
+		if err := src.reload(); err != nil && !errors.Is(err, errStopped) {
+			errs = append(errs, err)
+		}
+	}
+	if a.closed.Load() {
+		return ErrClosed
 	}
 	return errors.Join(errs...)
 }
