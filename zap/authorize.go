@@ -44,7 +44,8 @@ var reasonInfo = [numReasons]struct {
 //
 //  1. the address stage: with an allow list, an unlisted address gets 400 "Address not
 //     allowed"; with a deny list, a listed address gets 400 "Address denied";
-//  2. a mechanism other than CURVE gets 400 "Unsupported mechanism";
+//  2. a mechanism other than CURVE (or empty, taken as CURVE) gets 400 "Unsupported
+//     mechanism";
 //  3. the domain (empty means "*") must be configured, exactly: no fallback from "foo"
 //     to "*" (400 "Unknown domain");
 //  4. the domain's policy: allow any; the callback (an error or a panic gives 500
