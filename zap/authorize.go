@@ -56,45 +56,45 @@ var reasonInfo = [numReasons]struct {
 // request gets 500. Authorize takes no lock: it reads an immutable snapshot.
 func (a *Authenticator) Authorize(ctx context.Context, req *handshake.Request) handshake.Result {
 	if a.closed.Load() {
-		return a.decide(ctx, req, "", reasonClosed, nil)
+		return a.decide(ctx, req, "", reasonClosed, keyEntry{})
 	}
 	p := a.policy.Load()
 	if len(p.allow) != 0 {
 		if _, ok := p.allow[req.Address]; !ok {
-			return a.decide(ctx, req, "", reasonAddrNotAllowed, nil)
+			return a.decide(ctx, req, "", reasonAddrNotAllowed, keyEntry{})
 		}
 	} else if _, ok := p.deny[req.Address]; ok {
-		return a.decide(ctx, req, "", reasonAddrDenied, nil)
+		return a.decide(ctx, req, "", reasonAddrDenied, keyEntry{})
 	}
 	if req.Mechanism != "CURVE" && req.Mechanism != "" {
-		return a.decide(ctx, req, "", reasonMechanism, nil)
+		return a.decide(ctx, req, "", reasonMechanism, keyEntry{})
 	}
 	domain := normDomain(req.Domain)
 	dp := p.domains[domain]
 	if dp == nil {
-		return a.decide(ctx, req, domain, reasonUnknownDomain, nil)
+		return a.decide(ctx, req, domain, reasonUnknownDomain, keyEntry{})
 	}
 	switch dp.kind {
 	case kindAllowAny:
-		return a.decide(ctx, req, domain, reasonOK, nil)
+		return a.decide(ctx, req, domain, reasonOK, keyEntry{})
 	case kindCallback:
 		ok, err := callCallback(ctx, dp.callback, domain, req)
 		switch {
 		case err != nil:
 			a.log.Warn("zap: callback failed", "domain", domain, "key", req.ClientKey.Short(), "err", err)
-			return a.decide(ctx, req, domain, reasonCallbackError, nil)
+			return a.decide(ctx, req, domain, reasonCallbackError, keyEntry{})
 		case ok:
-			return a.decide(ctx, req, domain, reasonOK, nil)
+			return a.decide(ctx, req, domain, reasonOK, keyEntry{})
 		}
-		return a.decide(ctx, req, domain, reasonUnknownKey, nil)
+		return a.decide(ctx, req, domain, reasonUnknownKey, keyEntry{})
 	}
 	// A map lookup is not constant-time, and need not be: public keys are not secret,
 	// and whether a key is in the set is exactly what the reply tells the peer anyway.
 	e, ok := dp.src.set.Load().keys[req.ClientKey]
 	if !ok {
-		return a.decide(ctx, req, domain, reasonUnknownKey, nil)
+		return a.decide(ctx, req, domain, reasonUnknownKey, keyEntry{})
 	}
-	return a.decide(ctx, req, domain, reasonOK, e.meta)
+	return a.decide(ctx, req, domain, reasonOK, e)
 }
 
 // callCallback runs fn, turning a panic into an error.
@@ -107,8 +107,9 @@ func callCallback(ctx context.Context, fn CurveCallback, domain string, req *han
 	return fn(ctx, domain, req.ClientKey)
 }
 
-// decide counts, logs and builds the result for r.
-func (a *Authenticator) decide(ctx context.Context, req *handshake.Request, domain string, r reason, meta handshake.Metadata) handshake.Result {
+// decide counts, logs and builds the result for r; e is the key's entry when a key set
+// allowed it.
+func (a *Authenticator) decide(ctx context.Context, req *handshake.Request, domain string, r reason, e keyEntry) handshake.Result {
 	a.counters.decisions[r].Add(1)
 	info := &reasonInfo[r]
 	if a.log.Enabled(ctx, slog.LevelDebug) {
@@ -116,12 +117,17 @@ func (a *Authenticator) decide(ctx context.Context, req *handshake.Request, doma
 		if r != reasonOK {
 			verdict = "DENIED"
 		}
-		a.log.LogAttrs(ctx, slog.LevelDebug, verdict+" (CURVE)",
+		attrs := []slog.Attr{
 			slog.String("domain", domain),
 			slog.String("addr", req.Address),
 			slog.String("key", req.ClientKey.Short()),
 			slog.Int("status", info.status),
-			slog.String("reason", info.text))
+			slog.String("reason", info.text),
+		}
+		if e.file != "" {
+			attrs = append(attrs, slog.String("file", e.file))
+		}
+		a.log.LogAttrs(ctx, slog.LevelDebug, verdict+" (CURVE)", attrs...)
 	}
 	res := handshake.Result{Status: info.status, StatusText: info.text}
 	if r == reasonOK {
@@ -130,10 +136,10 @@ func (a *Authenticator) decide(ctx context.Context, req *handshake.Request, doma
 		} else {
 			res.UserID = req.ClientKey.String()
 		}
-		if len(meta) != 0 {
+		if len(e.meta) != 0 {
 			// The set is shared; the caller may edit its result.
-			res.Metadata = make(handshake.Metadata, len(meta))
-			for i, prop := range meta {
+			res.Metadata = make(handshake.Metadata, len(e.meta))
+			for i, prop := range e.meta {
 				res.Metadata[i] = handshake.Property{Name: prop.Name, Value: bytes.Clone(prop.Value)}
 			}
 		}

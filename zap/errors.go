@@ -1,9 +1,6 @@
 package zap
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // Sentinels. Errors returned by this package wrap one of them or an error from the
 // filesystem (match with errors.Is).
@@ -16,16 +13,3 @@ var (
 	// ErrNotDirectory is returned when a key location exists but is not a directory.
 	ErrNotDirectory = errors.New("zap: not a directory")
 )
-
-// FileError describes one key file that a rescan skipped: unreadable, unparsable, not a
-// regular file, or holding an unusable key. The other files of the directory are still
-// honoured. Err never contains key material.
-type FileError struct {
-	// Name is the file's path relative to the key directory.
-	Name string
-	Err  error
-}
-
-func (e *FileError) Error() string { return fmt.Sprintf("zap: key file %s: %v", e.Name, e.Err) }
-
-func (e *FileError) Unwrap() error { return e.Err }

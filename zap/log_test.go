@@ -64,7 +64,7 @@ func TestLogging(t *testing.T) {
 
 	out := buf.String()
 	for _, want := range []string{
-		`msg="ALLOWED (CURVE)" domain=* addr=127.0.0.1 key=` + allowed.Short(),
+		`msg="ALLOWED (CURVE)" domain=* addr=127.0.0.1 key=` + allowed.Short() + " status=200 reason=OK file=client_a.key",
 		`msg="DENIED (CURVE)" domain=* addr=127.0.0.1 key=` + unknown.Short(),
 		"file=broken.key",
 	} {

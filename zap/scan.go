@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/curvezmq/curvezmq/curve/key"
@@ -25,13 +26,20 @@ type keyEntry struct {
 
 var emptySet = &keySet{keys: map[key.PublicKey]keyEntry{}}
 
+// fileError is a key file that a rescan skipped: unreadable, unparsable, not a regular
+// file, or holding an unusable key. err never contains key material.
+type fileError struct {
+	name string // relative to the key directory
+	err  error
+}
+
 // scanResult is the outcome of a successful scan.
 type scanResult struct {
 	set     *keySet
-	bad     []*FileError // files skipped, in lexical order
-	files   int          // key files read, good or bad
-	subdirs []string     // directories below dir to watch ([LayoutZauth] only)
-	missing bool         // dir does not exist: the set is empty
+	bad     []fileError // files skipped, in lexical order
+	files   int         // key files read, good or bad
+	subdirs []string    // directories below dir to watch ([LayoutZauth] only)
+	missing bool        // dir does not exist: the set is empty
 }
 
 // scanDir reads every key file of dir, anew: contents count, not names, sizes or
@@ -82,7 +90,7 @@ func scanDir(dir string, layout Layout) (scanResult, error) {
 				return nil
 			}
 			if err != nil {
-				res.bad = append(res.bad, &FileError{Name: rel, Err: err})
+				res.bad = append(res.bad, fileError{name: rel, err: err})
 				return nil
 			}
 			if d.IsDir() {
@@ -111,7 +119,7 @@ func scanDir(dir string, layout Layout) (scanResult, error) {
 			continue // removed since the listing (or a dangling link): not a key file
 		}
 		if err != nil {
-			res.bad = append(res.bad, &FileError{Name: name, Err: err})
+			res.bad = append(res.bad, fileError{name: name, err: err})
 			continue
 		}
 		if fi.IsDir() && layout == LayoutZauth {
@@ -120,7 +128,7 @@ func scanDir(dir string, layout Layout) (scanResult, error) {
 		res.files++
 		if !fi.Mode().IsRegular() {
 			// Never open a FIFO or a device: reading it could block the watcher.
-			res.bad = append(res.bad, &FileError{Name: name, Err: errors.New("not a regular file")})
+			res.bad = append(res.bad, fileError{name: name, err: errors.New("not a regular file")})
 			continue
 		}
 		pub, meta, err := readKeyFile(path, layout == LayoutZauth)
@@ -132,12 +140,13 @@ func scanDir(dir string, layout Layout) (scanResult, error) {
 			err = pub.Check()
 		}
 		if err != nil {
-			res.bad = append(res.bad, &FileError{Name: name, Err: err})
+			res.bad = append(res.bad, fileError{name: name, err: err})
 			continue
 		}
 		if _, dup := res.set.keys[pub]; !dup {
 			res.set.keys[pub] = keyEntry{file: name, meta: meta}
 		}
 	}
+	slices.SortFunc(res.bad, func(x, y fileError) int { return strings.Compare(x.name, y.name) })
 	return res, nil
 }

@@ -186,7 +186,7 @@ func (a *Authenticator) Stats() Stats {
 			ds.Keys, ds.Files, ds.Missing, ds.Watching = len(set.keys), ss.files, ss.missing, ss.watching
 			ds.LastReload = ss.lastReload
 			for _, fe := range ss.bad {
-				ds.BadFiles = append(ds.BadFiles, fmt.Sprintf("%s: %v", fe.Name, fe.Err))
+				ds.BadFiles = append(ds.BadFiles, fmt.Sprintf("%s: %v", fe.name, fe.err))
 			}
 			if ss.lastErr != nil {
 				ds.LastError = ss.lastErr.Error()

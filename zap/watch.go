@@ -46,7 +46,7 @@ type dirSource struct {
 type sourceState struct {
 	lastReload time.Time
 	lastErr    error
-	bad        []*FileError
+	bad        []fileError
 	files      int
 	missing    bool
 	watching   bool
@@ -274,7 +274,7 @@ func (s *dirSource) commit(res scanResult, why string) {
 
 	var b strings.Builder
 	for _, fe := range res.bad {
-		fmt.Fprintf(&b, "%s: %v\n", fe.Name, fe.Err)
+		fmt.Fprintf(&b, "%s: %v\n", fe.name, fe.err)
 	}
 	s.mu.Lock()
 	s.st = sourceState{
@@ -290,7 +290,7 @@ func (s *dirSource) commit(res scanResult, why string) {
 
 	if badChanged {
 		for _, fe := range res.bad {
-			s.a.log.Warn("zap: skipping key file", "domain", s.domain, "dir", s.dir, "file", fe.Name, "err", fe.Err)
+			s.a.log.Warn("zap: skipping key file", "domain", s.domain, "dir", s.dir, "file", fe.name, "err", fe.err)
 		}
 	}
 	added, removed := diff(old, res.set)
