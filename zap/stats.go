@@ -68,11 +68,11 @@ type HandshakeStats struct {
 
 // DomainStats describes the policy of one domain.
 type DomainStats struct {
+	// Domain is the ZAP domain, "*" for requests without one.
 	Domain string `json:"domain"`
-	// Policy is "allow-any", "callback" or "directory".
+	// Policy is "allow-any", "callback" or "directory". The fields below are set for a
+	// directory only.
 	Policy string `json:"policy"`
-	// The fields below are set for a directory policy only.
-
 	// Location is the key directory, absolute.
 	Location string `json:"location,omitempty"`
 	// Layout is "pyzmq" or "zauth".

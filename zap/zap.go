@@ -49,6 +49,7 @@ const (
 	LayoutZauth
 )
 
+// String returns "pyzmq" or "zauth".
 func (l Layout) String() string {
 	switch l {
 	case LayoutPyzmq:
