@@ -3,6 +3,7 @@ module github.com/curvezmq/curvezmq
 go 1.26.8
 
 require (
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/go-zeromq/zmq4 v0.17.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.59.0

@@ -1,0 +1,15 @@
+package zap
+
+import "errors"
+
+// Sentinels. Errors returned by this package wrap one of them or an error from the
+// filesystem (match with errors.Is).
+var (
+	// ErrClosed is returned by methods called after [Authenticator.Close].
+	ErrClosed = errors.New("zap: authenticator closed")
+	// ErrAllowDeny is returned when both an address allow list and a deny list would be
+	// configured; as in pyzmq and czmq's zauth, they are mutually exclusive.
+	ErrAllowDeny = errors.New("zap: address allow and deny lists are mutually exclusive")
+	// ErrNotDirectory is returned when a key location exists but is not a directory.
+	ErrNotDirectory = errors.New("zap: not a directory")
+)
