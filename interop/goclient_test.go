@@ -90,6 +90,28 @@ func TestGoDEALERToLibzmqROUTER(t *testing.T) {
 	py.expect("echoed")
 }
 
+// Close delivers what was sent before it: 200 messages, one of 1 MiB, sent and then
+// closed at once, all reach a libzmq ROUTER.
+func TestGoClientCloseFlushes(t *testing.T) {
+	t.Parallel()
+	srv, cli := newKeyPair(t), newKeyPair(t)
+	py, addr := startServerPeer(t, "ROUTER", srv, []curve.PublicKey{cli.Public})
+	c, err := dial(t, addr, &curve.Config{KeyPair: cli, ServerKey: srv.Public, SocketType: "DEALER", Identity: []byte("closer")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := append(numbered("before close", 199), [][]byte{pseudoRandom("last", 1<<20)})
+	for _, m := range msgs {
+		send(t, c, m)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for i, m := range py.recv(len(msgs), replyWait) { // the ROUTER puts our routing id first
+		wantMsg(t, fmt.Sprintf("message %d", i), m, append(msg("closer"), msgs[i]...))
+	}
+}
+
 // A libzmq ZAP handler that does not list our key: Dial fails with an *AuthError carrying
 // 400, and libzmq reports HANDSHAKE_FAILED_AUTH 400.
 func TestGoClientRefusedByLibzmqZAP(t *testing.T) {
@@ -181,7 +203,7 @@ func TestGoHeartbeatsAgainstLibzmq(t *testing.T) {
 	srv, cli := newKeyPair(t), newKeyPair(t)
 	py, addr := startServerPeer(t, "REP", srv, []curve.PublicKey{cli.Public})
 	cfg := &curve.Config{KeyPair: cli, ServerKey: srv.Public, SocketType: "REQ",
-		HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 500 * time.Millisecond, HeartbeatTTL: time.Second}
+		HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 750 * time.Millisecond, HeartbeatTTL: time.Second}
 	c := dialCounted(t, addr, cfg)
 	cc := counters(t, c)
 

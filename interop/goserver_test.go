@@ -158,6 +158,26 @@ func TestGoServerRefuses500(t *testing.T) {
 	}), 500)
 }
 
+// A temporary failure (ZAP 300): as libzmq, our server says nothing and holds the
+// connection until its handshake deadline, so libzmq's client sees no ERROR (no
+// HANDSHAKE_FAILED_AUTH), only a disconnection, and tries again later.
+func TestGoServerTemporary300(t *testing.T) {
+	t.Parallel()
+	srv, cli := newKeyPair(t), newKeyPair(t)
+	ev := newEventLog()
+	s := startGoServer(t, &curve.Config{KeyPair: srv, SocketType: "REP", Events: ev.add, HandshakeTimeout: 500 * time.Millisecond,
+		Authorizer: curve.AuthorizerFunc(func(context.Context, *curve.Request) curve.Result {
+			return curve.Result{Status: curve.StatusTemporary, StatusText: "try again"}
+		})})
+	py := startClientPeer(t, "REQ", s.addr, srv.Public, cli)
+	wantEvent(t, ev.next(t), curve.EventHandshakeFailedAuth, 300)
+	py.waitMonitor("DISCONNECTED")
+	wantEvent(t, ev.next(t), curve.EventHandshakeFailedAuth, 300) // the client came back
+	if n := py.monitorCount("HANDSHAKE_FAILED_AUTH") + py.monitorCount("HANDSHAKE_SUCCEEDED"); n != 0 {
+		t.Fatalf("libzmq reports %d handshake outcomes, want none", n)
+	}
+}
+
 // A libzmq client with the wrong server key: our server cannot open its HELLO, reports
 // ZMTP_CRYPTOGRAPHIC and closes; the client never gets a reply.
 func TestLibzmqClientWrongServerKey(t *testing.T) {

@@ -40,9 +40,12 @@ var probe = sync.OnceValues(func() (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, py, "-c", "import zmq, zmq.auth.thread; print(zmq.zmq_version())").CombinedOutput()
+	out, err := exec.CommandContext(ctx, py, "-c", "import zmq, zmq.auth.thread").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%s cannot import zmq (install Debian's python3-zmq): %v: %s", py, err, bytes.TrimSpace(out))
+		if out = bytes.TrimSpace(out); len(out) > 0 {
+			err = fmt.Errorf("%v: %s", err, out[bytes.LastIndexByte(out, '\n')+1:]) // the exception line
+		}
+		return "", fmt.Errorf("%s cannot import zmq (install Debian's python3-zmq): %v", py, err)
 	}
 	return py, nil
 })
