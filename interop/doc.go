@@ -5,17 +5,17 @@
 // The tests run both directions for every socket pair that matters: a curve.Dial client
 // against a pyzmq server that authenticates with pyzmq's ThreadAuthenticator (the way Cylc
 // does), and pyzmq clients against a curve.Listen server. They cover request and reply,
-// multipart and empty frames, 1 MiB messages, 1000 messages in a row, ZAP refusals with
-// 400 and 500 in each direction, a wrong server key in each direction, a NULL-mechanism
+// multipart and empty frames, 1 MiB messages, 1000 messages in a row, Close after Send, ZAP
+// refusals (400 each way; 500 and the silent 300 from ours), a wrong server key each way, a NULL-mechanism
 // peer in each direction, libzmq heartbeats both ways, PUB/SUB with the subscription that
 // libzmq sends to a ZMTP 3.0 peer, socket monitor events on the libzmq side and handshake
 // events on ours.
 //
-// Two kinds of test need no Python. The libzmq captures in testdata/libzmq at the module
-// root (raw byte streams of a pyzmq client and server talking through a recording proxy,
-// with libzmq's fixed fuzzing keys) are parsed with internal/zmtp and fed to package
-// handshake, which pins our parsing to bytes libzmq wrote. With python3-nacl installed,
-// libsodium independently opens every box of handshake's golden transcript.
+// The libzmq captures in testdata/libzmq at the module root (raw byte streams of a pyzmq
+// client and server talking through a recording proxy, with libzmq's fixed fuzzing keys)
+// are parsed with internal/zmtp and fed to package handshake and to a curve.Server, which
+// pins our parsing to bytes libzmq wrote; those tests need no Python. With python3-nacl,
+// libsodium independently opens every box of package handshake's golden transcript.
 //
 // Run with
 //
@@ -23,7 +23,8 @@
 //
 // The libzmq tests skip, saying why, when /usr/bin/python3 cannot import zmq (install
 // python3-zmq and python3-nacl). CURVEZMQ_INTEROP_PYTHON names another interpreter; a
-// path that does not exist makes them skip. To regenerate the captures:
+// path that does not exist makes them skip. Tests that show known bugs in other packages
+// skip unless CURVEZMQ_INTEROP_KNOWN_BUGS is set. To regenerate the captures:
 //
 //	go test ./interop/ -run TestRegenerateCaptures -update
 //

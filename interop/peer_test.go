@@ -75,7 +75,6 @@ type line struct {
 type peer struct {
 	t     testing.TB
 	name  string
-	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	done  chan struct{} // closed when stdout is drained
 
@@ -94,7 +93,7 @@ func startPeer(t testing.TB, script string, args ...string) *peer {
 	ctx, cancel := context.WithTimeout(context.Background(), peerLifetime)
 	cmd := exec.CommandContext(ctx, py, append([]string{filepath.Join("peers", script)}, args...)...)
 	cmd.WaitDelay = 2 * time.Second
-	p := &peer{t: t, name: script, cmd: cmd, done: make(chan struct{}), changed: make(chan struct{})}
+	p := &peer{t: t, name: script, done: make(chan struct{}), changed: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -220,8 +219,8 @@ func (p *peer) reply(d time.Duration) line {
 	return l
 }
 
-// command sends one command and returns the peer's reply, which must be of kind want.
-func (p *peer) command(want string, cmd map[string]any) line {
+// post writes one command to the peer without waiting for its reply.
+func (p *peer) post(cmd map[string]any) {
 	p.t.Helper()
 	b, err := json.Marshal(cmd)
 	if err != nil {
@@ -230,6 +229,12 @@ func (p *peer) command(want string, cmd map[string]any) line {
 	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
 		p.t.Fatalf("%s: writing a command: %v", p.name, err)
 	}
+}
+
+// command sends one command and returns the peer's reply, which must be of kind want.
+func (p *peer) command(want string, cmd map[string]any) line {
+	p.t.Helper()
+	p.post(cmd)
 	return p.expect(want)
 }
 
@@ -259,10 +264,7 @@ func (p *peer) send(after time.Duration, msgs ...[][]byte) {
 // collect the confirmation later with expect("sent").
 func (p *peer) sendAsync(after time.Duration, msgs ...[][]byte) {
 	p.t.Helper()
-	b, _ := json.Marshal(map[string]any{"op": "send", "messages": hexMessages(msgs), "after_ms": after.Milliseconds()})
-	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
-		p.t.Fatalf("%s: writing a command: %v", p.name, err)
-	}
+	p.post(map[string]any{"op": "send", "messages": hexMessages(msgs), "after_ms": after.Milliseconds()})
 }
 
 // recv makes the peer receive n messages, each within timeout, and returns them.
@@ -293,10 +295,7 @@ func (p *peer) request(timeout time.Duration, msgs ...[][]byte) [][][]byte {
 // confirmation with expect("echoed").
 func (p *peer) echoAsync(n int) {
 	p.t.Helper()
-	b, _ := json.Marshal(map[string]any{"op": "echo", "count": n, "timeout_ms": 10000})
-	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
-		p.t.Fatalf("%s: writing a command: %v", p.name, err)
-	}
+	p.post(map[string]any{"op": "echo", "count": n, "timeout_ms": replyWait.Milliseconds()})
 }
 
 // waitMonitor waits for a monitor event called name and returns its value. Events stay
