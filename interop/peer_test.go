@@ -93,6 +93,7 @@ func startPeer(t testing.TB, script string, args ...string) *peer {
 	ctx, cancel := context.WithTimeout(context.Background(), peerLifetime)
 	cmd := exec.CommandContext(ctx, py, append([]string{filepath.Join("peers", script)}, args...)...)
 	cmd.WaitDelay = 2 * time.Second
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1") // no __pycache__ in the source tree
 	p := &peer{t: t, name: script, done: make(chan struct{}), changed: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
 	stdout, err := cmd.StdoutPipe()
