@@ -76,7 +76,7 @@ const summaryLen = 512
 // bounded, and quoted when it holds anything but printable text, so remote output cannot
 // forge log lines.
 func summary(stderr string) string {
-	s := strings.TrimSpace(stderr)
+	s := strings.TrimSpace(strings.ReplaceAll(stderr, "\r\n", "\n")) // ssh ends lines with CR LF
 	if len(s) > summaryLen {
 		s = s[len(s)-summaryLen:]
 		for len(s) > 0 && !utf8.RuneStart(s[0]) {

@@ -196,6 +196,7 @@ func TestSummary(t *testing.T) {
 		"":                       "",
 		"  one line \n":          "one line",
 		"a\nb\n":                 "a / b",
+		"a\r\nb\r\n":             "a / b",
 		"bad \x1b[31m escape":    `"bad \x1b[31m escape"`,
 		"bad \xff byte":          `"bad \xff byte"`,
 		strings.Repeat("x", 600): "..." + strings.Repeat("x", 512),
