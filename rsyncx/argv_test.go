@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/curvezmq/curvezmq/keystore"
 )
 
 func TestInitArgv(t *testing.T) {
@@ -101,6 +103,14 @@ func TestInstallArgv(t *testing.T) {
 	)
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("InstallArgv with options =\n%q, %v\nwant\n%q", got, err, want)
+	}
+}
+
+// TestInstallRulesUseKeystoreNames ties the literal rules to the keystore's file names.
+func TestInstallRulesUseKeystoreNames(t *testing.T) {
+	if installOptions[0] != "--include=/"+keystore.ServiceDirName+"/" ||
+		installOptions[1] != "--include=/"+keystore.ServiceDirName+"/"+keystore.ServerPublicKeyFile {
+		t.Errorf("the .service rules %q do not name keystore's files", installOptions[:2])
 	}
 }
 

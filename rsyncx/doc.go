@@ -53,8 +53,6 @@
 //     the certificate (keystore.InstallClientKey), reload the authenticator, Install, and on
 //     shutdown Tidy for every target in StatusInstallDone, in parallel, within 10 seconds;
 //     retries on another host after a 255 status; restart and reload labels for the log;
-//   - taking the service directory and file names from the keystore package instead of the
-//     private constants here;
 //   - optionally, installing the curvezmq binary on the remote (--install-binary), a remote
 //     "timeout" wrapper for remote-tidy as Cylc has, and forwarding environment variables.
 package rsyncx

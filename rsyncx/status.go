@@ -1,5 +1,7 @@
 package rsyncx
 
+import "github.com/curvezmq/curvezmq/keystore"
+
 // Status is the state of an install target, with Cylc's exact strings
 // (task_remote_mgr.py module constants). A scheduler keeps one per target: a job is submitted
 // there only in [StatusInstallDone]; [StatusInit255] and [StatusInstall255] mean "retry, maybe
@@ -21,7 +23,7 @@ const (
 // LocalTarget is the install target of the scheduler's own host. For it there is no
 // remote-init, no file install and no remote tidy: its status goes straight to
 // [StatusInstallDone], as in Cylc.
-const LocalTarget = "localhost"
+const LocalTarget = keystore.LocalhostTarget
 
 // IsLocal reports whether target is the scheduler's own install target, for which every remote
 // step is skipped.

@@ -2,7 +2,6 @@ package rsyncx
 
 import (
 	"archive/tar"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,20 +9,17 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/curvezmq/curvezmq/keystore"
 )
 
-// Names in the run directory (the keystore package owns them; phase B takes them from there).
-const (
-	serviceDirName  = ".service"
-	contactFileName = "contact"
-	// ContactMember is the name of the one member of the remote-init tar stream.
-	ContactMember = serviceDirName + "/" + contactFileName
-)
+// ContactMember is the name of the one member of the remote-init tar stream.
+const ContactMember = keystore.ServiceDirName + "/" + keystore.ContactFileName
 
 // Limits of the remote-init tar stream.
 const (
-	// MaxContactSize bounds the contact file (a few hundred bytes in practice).
-	MaxContactSize = 64 << 10
+	// MaxContactSize bounds the contact file (under 1 KiB in practice).
+	MaxContactSize = keystore.MaxContactSize
 	// maxTarStream bounds the bytes read from the stream.
 	maxTarStream = 1 << 20
 	// maxTarMembers bounds the headers looked at (more than one is already an error).
@@ -35,7 +31,7 @@ const (
 // file of the local service directory serviceDir. The contact file must be a regular file of
 // at most [MaxContactSize] bytes.
 func WriteContactTar(w io.Writer, serviceDir string) error {
-	p := filepath.Join(serviceDir, contactFileName)
+	p := filepath.Join(serviceDir, keystore.ContactFileName)
 	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("rsyncx: contact file: %w", err)
@@ -149,15 +145,15 @@ func checkContactHeader(hdr *tar.Header) error {
 	return nil
 }
 
-// InstallContact writes contact to <runDir>/.service/contact: to a temporary file made with
-// mode 0600, synced, then renamed over the old one, so a reader sees the old file or the new
-// one, never a mix. The .service directory is made (0700) if missing; a .service that is not
-// a directory (a symbolic link, say) is an error.
+// InstallContact writes contact to <runDir>/.service/contact with mode 0600, atomically
+// (keystore.WriteFileAtomic): a reader sees the old file or the new one, never a mix. The
+// .service directory is made (0700) if missing; a .service that is not a directory (a
+// symbolic link, say) is an error.
 func InstallContact(runDir string, contact []byte) error {
 	if len(contact) > MaxContactSize {
 		return fmt.Errorf("%w: contact file larger than %d bytes", ErrInvalid, MaxContactSize)
 	}
-	srv := filepath.Join(runDir, serviceDirName)
+	srv := keystore.ServiceDir(runDir)
 	if err := os.MkdirAll(srv, 0o700); err != nil {
 		return fmt.Errorf("rsyncx: %w", err)
 	}
@@ -166,26 +162,7 @@ func InstallContact(runDir string, contact []byte) error {
 	} else if !fi.IsDir() {
 		return fmt.Errorf("%w: %s is not a directory", ErrInvalid, srv)
 	}
-	f, err := os.CreateTemp(srv, ".contact-*")
-	if err != nil {
-		return fmt.Errorf("rsyncx: %w", err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(0o600) // CreateTemp's 0600 is subject to the umask
-	if err == nil {
-		_, err = io.Copy(f, bytes.NewReader(contact))
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(srv, contactFileName))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := keystore.WriteFileAtomic(filepath.Join(srv, keystore.ContactFileName), contact, 0o600); err != nil {
 		return fmt.Errorf("rsyncx: installing the contact file: %w", err)
 	}
 	return nil

@@ -3,35 +3,24 @@ package rsyncx
 import (
 	"fmt"
 	"strings"
+
+	"github.com/curvezmq/curvezmq/keystore"
 )
 
-// Length limits. A target ends up in the file name client_<target>.key, which must fit in
-// 255 bytes; workflow ids and base directories are path fragments.
+// Length limits; workflow ids and base directories are path fragments.
 const (
-	maxTargetLen = 128
-	maxIDLen     = 255
-	maxHostLen   = 255
-	maxWordLen   = 4096
+	maxIDLen   = 255
+	maxHostLen = 255
+	maxWordLen = 4096
 )
 
-// ValidTarget reports whether name can be an install target: 1 to 128 ASCII letters, digits,
-// dots, underscores and hyphens, not "." or "..", and not starting with "-" (it is a
-// command-line argument on the remote side).
+// ValidTarget reports whether name can be an install target, by the keystore's rule
+// (keystore.ValidTarget): 1 to 200 ASCII letters, digits, dots, underscores and hyphens, not
+// "." or "..", and not starting with "-" (it is a command-line argument on the remote side).
+// The error matches [ErrInvalid] and keystore.ErrInvalidTarget.
 func ValidTarget(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty install target", ErrInvalid)
-	case len(name) > maxTargetLen:
-		return fmt.Errorf("%w: install target longer than %d bytes", ErrInvalid, maxTargetLen)
-	case name == "." || name == "..":
-		return fmt.Errorf("%w: install target %q", ErrInvalid, name)
-	case name[0] == '-':
-		return fmt.Errorf("%w: install target %q starts with '-'", ErrInvalid, name)
-	}
-	for i := 0; i < len(name); i++ {
-		if !isNameByte(name[i]) {
-			return fmt.Errorf("%w: install target %q: only letters, digits, '.', '_' and '-' are allowed", ErrInvalid, name)
-		}
+	if err := keystore.ValidTarget(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

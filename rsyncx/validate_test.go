@@ -4,16 +4,18 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/curvezmq/curvezmq/keystore"
 )
 
 func TestValidTarget(t *testing.T) {
-	for _, ok := range []string{"localhost", "hpc", "hpc-2", "a.b_c", "X9", strings.Repeat("a", 128), "..a", "a.."} {
+	for _, ok := range []string{"localhost", "hpc", "hpc-2", "a.b_c", "X9", strings.Repeat("a", 200), "..a", "a.."} {
 		if err := ValidTarget(ok); err != nil {
 			t.Errorf("ValidTarget(%q) = %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", ".", "..", "-x", "a b", "a/b", "a;b", "a$b", "a'b", "é", "a\nb", "a\x00", strings.Repeat("a", 129), "$(id)", "`id`", "~"} {
-		if err := ValidTarget(bad); !errors.Is(err, ErrInvalid) {
+	for _, bad := range []string{"", ".", "..", "-x", "a b", "a/b", "a;b", "a$b", "a'b", "é", "a\nb", "a\x00", strings.Repeat("a", 201), "$(id)", "`id`", "~"} {
+		if err := ValidTarget(bad); !errors.Is(err, ErrInvalid) || !errors.Is(err, keystore.ErrInvalidTarget) {
 			t.Errorf("ValidTarget(%q) = %v, want ErrInvalid", bad, err)
 		}
 	}
