@@ -42,17 +42,17 @@
 //
 // # Phase B
 //
-// This package is the mechanism; its callers are still to come:
-//   - the remote-init and remote-tidy command handlers (cmd/curvezmq): expand $HOME in the run
-//     directory argument, run the keystore's guards and key creation (keystore.CreateClientKeys,
-//     keystore.RemoteTidy), read the tar with ReadContactTar before making keys and install it
-//     after, and print KEYSTART, the certificate, KEYEND and "REMOTE INIT DONE\n" (exit 0), or
-//     "REMOTE INIT FAILED\n" and a message (exit 1 bad arguments, 2 a guard refused, 3 key
-//     creation failed);
-//   - the scheduler's orchestration per target: Init with the WriteContactTar stream, install
-//     the certificate (keystore.InstallClientKey), reload the authenticator, Install, and on
-//     shutdown Tidy for every target in StatusInstallDone, in parallel, within 10 seconds;
-//     retries on another host after a 255 status; restart and reload labels for the log;
-//   - optionally, installing the curvezmq binary on the remote (--install-binary), a remote
-//     "timeout" wrapper for remote-tidy as Cylc has, and forwarding environment variables.
+// This package is the mechanism, and cmd/curvezmq has the remote side (remote-init and
+// remote-tidy). Still to come:
+//   - the scheduler's orchestration per install target: Init with the WriteContactTar
+//     stream, keystore.InstallClientKey with the certificate, an authenticator reload,
+//     Install, and jobs only once the target is in StatusInstallDone; a retry on another
+//     host after a 255 status, a forced remote-init on restart and reload, the restart and
+//     reload load types for the first install log after them; on shutdown, Tidy for every
+//     target in StatusInstallDone, in parallel, within 10 seconds;
+//   - installing the curvezmq binary on the remote (--install-binary), and the end-to-end
+//     cycle with a running scheduler;
+//   - if wanted: a remote "timeout" wrapper for remote-tidy as Cylc has (a remote process
+//     outlives a local timeout), forwarded environment variables, remote-init's
+//     symlink-directory arguments.
 package rsyncx
