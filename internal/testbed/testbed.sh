@@ -245,6 +245,28 @@ stop_procs() {
 	return 1
 }
 
+# child_of prints the PID of a child of process $1, if it has one.
+child_of() {
+	local parent=$1 f line rest c=""
+	if [ -r "/proc/$parent/task/$parent/children" ]; then
+		read -r c _ <"/proc/$parent/task/$parent/children" || true
+		printf '%s' "$c"
+		return 0
+	fi
+	# Without CONFIG_PROC_CHILDREN: find a process whose parent is $parent.
+	for f in /proc/[0-9]*/stat; do
+		read -r line <"$f" 2>/dev/null || continue
+		rest=${line##*) }
+		# shellcheck disable=SC2086
+		set -- $rest
+		if [ "${2-}" = "$parent" ]; then
+			c=${f#/proc/}
+			printf '%s' "${c%/stat}"
+			return 0
+		fi
+	done
+}
+
 start_sshd() {
 	local upid spid="" i
 	: >"$DIR/sshd.log"
@@ -257,10 +279,7 @@ start_sshd() {
 		kill -0 "$upid" 2>/dev/null || die "$NS: sshd died"
 		# sshd's own pid file says 1 inside its PID namespace; its host PID is the child of
 		# unshare.
-		if [ -z "$spid" ]; then
-			spid=$(cat "/proc/$upid/task/$upid/children" 2>/dev/null || true)
-			spid=${spid%% *}
-		fi
+		[ -n "$spid" ] || spid=$(child_of "$upid")
 		if [ -n "$spid" ] && grep -qF "Server listening on $ADDR port 22." "$DIR/sshd.log" &&
 			grep -qF "Server listening on $ADDR port 2222." "$DIR/sshd.log"; then
 			SSHD_PID=$spid
