@@ -37,6 +37,8 @@ type ExitError struct {
 	Stderr string
 }
 
+// Error returns "rsyncx: NAME exited with status N" or "rsyncx: NAME was killed by SIGNAL",
+// followed by the end of stderr.
 func (e *ExitError) Error() string {
 	var b strings.Builder
 	b.WriteString("rsyncx: ")

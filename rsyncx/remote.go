@@ -24,12 +24,14 @@ type Error struct {
 	Err    error
 }
 
+// Error returns "rsyncx: OP of target TARGET on HOST: " and the cause.
 func (e *Error) Error() string {
 	// The causes carry the package prefix too; say it once.
 	cause := strings.ReplaceAll(strings.TrimPrefix(e.Err.Error(), "rsyncx: "), ": rsyncx: ", ": ")
 	return fmt.Sprintf("rsyncx: %s of target %s on %s: %s", e.Op, e.Target, e.Host, cause)
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 // InitResult is the outcome of [Remote.Init].
