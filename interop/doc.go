@@ -23,8 +23,7 @@
 //
 // The libzmq tests skip, saying why, when /usr/bin/python3 cannot import zmq (install
 // python3-zmq and python3-nacl). CURVEZMQ_INTEROP_PYTHON names another interpreter; a
-// path that does not exist makes them skip. Tests that show known bugs in other packages
-// skip unless CURVEZMQ_INTEROP_KNOWN_BUGS is set. To regenerate the captures:
+// path that does not exist makes them skip. To regenerate the captures:
 //
 //	go test ./interop/ -run TestRegenerateCaptures -update
 //

@@ -350,16 +350,3 @@ func wantMsg(t testing.TB, what string, got, want [][]byte) {
 		t.Fatalf("%s: got %s, want %s", what, describe(got), describe(want))
 	}
 }
-
-// knownBugsEnv, when set, runs the tests that show known bugs in other packages instead
-// of skipping them.
-const knownBugsEnv = "CURVEZMQ_INTEROP_KNOWN_BUGS"
-
-// knownBug skips a test that shows a known bug outside this package, unless knownBugsEnv
-// is set. Remove the call once the bug is fixed.
-func knownBug(t testing.TB, what string) {
-	t.Helper()
-	if os.Getenv(knownBugsEnv) == "" {
-		t.Skipf("known bug: %s (set %s=1 to run)", what, knownBugsEnv)
-	}
-}
