@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/curvezmq/curvezmq/curve/key"
 	"github.com/curvezmq/curvezmq/handshake"
 )
 
@@ -136,10 +137,12 @@ func (c *Config) metadata() Metadata {
 	return append(m, c.Metadata...)
 }
 
-// handshakeConfig returns the per-connection handshake configuration.
-func (c *Config) handshakeConfig(meta Metadata) *handshake.Config {
+// handshakeConfig returns the per-connection handshake configuration; agreement, if not
+// nil, is the long-term secret made ready once by a listener.
+func (c *Config) handshakeConfig(meta Metadata, agreement *key.Agreement) *handshake.Config {
 	return &handshake.Config{
 		KeyPair:     &c.KeyPair,
+		Agreement:   agreement,
 		ServerKey:   c.ServerKey,
 		Metadata:    meta,
 		Domain:      c.Domain,
@@ -149,7 +152,8 @@ func (c *Config) handshakeConfig(meta Metadata) *handshake.Config {
 	}
 }
 
-// check reports a configuration that can never complete a handshake.
+// check reports a configuration that can never complete a handshake. It is cheap, for
+// every handshake; checkPair, which derives the public key, runs once per Listen.
 func (c *Config) check(client bool) error {
 	if c == nil {
 		return errors.New("curve: nil Config")
@@ -157,11 +161,19 @@ func (c *Config) check(client bool) error {
 	if c.KeyPair.Secret.IsZero() {
 		return errors.New("curve: Config has no key pair")
 	}
-	if err := c.KeyPair.Check(); err != nil {
-		return fmt.Errorf("curve: Config key pair: %w", err)
-	}
 	if client && c.ServerKey.IsZero() {
 		return errors.New("curve: client Config has no server key")
+	}
+	return nil
+}
+
+// checkPair is check plus the check that the key pair's halves match.
+func (c *Config) checkPair(client bool) error {
+	if err := c.check(client); err != nil {
+		return err
+	}
+	if err := c.KeyPair.Check(); err != nil {
+		return fmt.Errorf("curve: Config key pair: %w", err)
 	}
 	return nil
 }

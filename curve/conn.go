@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/curvezmq/curvezmq/curve/key"
 	"github.com/curvezmq/curvezmq/handshake"
 	"github.com/curvezmq/curvezmq/internal/zmtp"
 )
@@ -36,9 +37,10 @@ const (
 // Send, SendFrame and the receive methods are each safe for concurrent use, one message at
 // a time.
 type Conn struct {
-	conn     net.Conn
-	cfg      *Config
-	isClient bool
+	conn      net.Conn
+	cfg       *Config
+	isClient  bool
+	agreement *key.Agreement // the long-term secret made ready by a listener, or nil
 
 	// Handshake state, guarded by hsMu until hsDone.
 	hsMu     sync.Mutex
@@ -194,13 +196,20 @@ func (c *Conn) greet() error {
 
 func (c *Conn) clientHello(ctx context.Context) error {
 	defer c.withDeadline(ctx)()
-	c.hcfg = c.cfg.handshakeConfig(nil)
+	c.hcfg = c.cfg.handshakeConfig(nil, c.agreement)
 	hc, err := handshake.NewClient(c.hcfg)
 	if err != nil {
 		return err
 	}
 	c.hsc = hc
-	if err := c.greet(); err != nil {
+	// The transient key and the HELLO key are made while greetings cross.
+	prepared := make(chan error, 1)
+	go func() { prepared <- hc.Prepare() }()
+	err = c.greet()
+	if perr := <-prepared; err == nil {
+		err = perr
+	}
+	if err != nil {
 		return err
 	}
 	hello, err := hc.Hello(nil)
@@ -255,16 +264,23 @@ func (c *Conn) clientFinish(ctx context.Context, meta Metadata) error {
 func (c *Conn) serverAuth(ctx context.Context, meta Metadata) error {
 	stop := c.withDeadline(ctx)
 	defer func() { stop() }()
-	c.hcfg = c.cfg.handshakeConfig(meta)
+	c.hcfg = c.cfg.handshakeConfig(meta, c.agreement)
 	hs, err := handshake.NewServer(c.hcfg)
 	if err != nil {
 		return err
 	}
 	c.hss = hs
-	if err := c.greet(); err != nil {
-		return err
+	// The transient key is made while the greeting and HELLO arrive.
+	prepared := make(chan error, 1)
+	go func() { prepared <- hs.Prepare() }()
+	err = c.greet()
+	var body []byte
+	if err == nil {
+		body, err = c.readCommand(200)
 	}
-	body, err := c.readCommand(200)
+	if perr := <-prepared; err == nil {
+		err = perr
+	}
 	if err != nil {
 		return err
 	}
@@ -275,7 +291,12 @@ func (c *Conn) serverAuth(ctx context.Context, meta Metadata) error {
 	if err := c.writeCommand(welcome); err != nil {
 		return err
 	}
+	// The session key is computed while the client works on INITIATE.
+	go func() { prepared <- hs.PrepareSession() }()
 	body, err = c.readCommand(257 + c.maxMetadata())
+	if perr := <-prepared; err == nil {
+		err = perr
+	}
 	if err != nil {
 		return err
 	}
@@ -392,6 +413,11 @@ func (c *Conn) finishHandshake(err error) {
 func (c *Conn) wrapHandshakeErr(err error) error {
 	if c.closed.Load() && !errors.Is(err, ErrClosed) {
 		err = fmt.Errorf("%w (%v)", ErrClosed, err)
+	}
+	// A key pair whose halves do not match fails in ways that look like the peer's fault;
+	// checking costs a scalar multiplication, so only a failure pays for it.
+	if !c.cfg.KeyPair.Secret.IsZero() && c.cfg.KeyPair.Check() != nil {
+		err = fmt.Errorf("our key pair's public key does not match its secret key: %w", err)
 	}
 	return fmt.Errorf("curve: handshake with %s: %w", c.conn.RemoteAddr(), err)
 }

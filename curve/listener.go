@@ -4,29 +4,34 @@ import (
 	"errors"
 	"fmt"
 	"net"
+
+	"github.com/curvezmq/curvezmq/curve/key"
 )
 
 // Listener accepts CurveZMQ server connections.
 type Listener struct {
-	l   net.Listener
-	cfg *Config
+	l         net.Listener
+	cfg       *Config
+	agreement *key.Agreement // the server's secret made ready once for every handshake
 }
 
 // Listen announces on addr ("tcp", "unix") and returns a Listener whose connections are
 // CURVE servers with cfg.
 func Listen(network, addr string, cfg *Config) (*Listener, error) {
-	if err := cfg.check(false); err != nil {
+	if err := cfg.checkPair(false); err != nil {
 		return nil, err
 	}
 	l, err := net.Listen(network, addr)
 	if err != nil {
 		return nil, err
 	}
-	return &Listener{l: l, cfg: cfg}, nil
+	return &Listener{l: l, cfg: cfg, agreement: key.NewAgreement(&cfg.KeyPair.Secret)}, nil
 }
 
 // NewListener returns a Listener over inner.
-func NewListener(inner net.Listener, cfg *Config) *Listener { return &Listener{l: inner, cfg: cfg} }
+func NewListener(inner net.Listener, cfg *Config) *Listener {
+	return &Listener{l: inner, cfg: cfg, agreement: key.NewAgreement(&cfg.KeyPair.Secret)}
+}
 
 // Accept waits for the next connection and returns it as a server Conn; its handshake runs
 // on first use or through Handshake.
@@ -38,7 +43,9 @@ func (l *Listener) Accept() (*Conn, error) {
 		}
 		return nil, err
 	}
-	return Server(nc, l.cfg), nil
+	c := Server(nc, l.cfg)
+	c.agreement = l.agreement
+	return c, nil
 }
 
 // Close stops listening.

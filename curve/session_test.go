@@ -285,11 +285,6 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		_, _, cerr, serr := q.connect(t)
 		logger.Printf("case %d: %v / %v / %+v / %#v", i, cerr, serr, cerr, serr)
 	}
-	// A client key pair whose halves do not match is refused before dialling.
-	bad := *p.cliCfg
-	bad.KeyPair.Public = mustPair(t).Public
-	_, err := Dial(context.Background(), "tcp", p.ln.Addr().String(), &bad)
-	logger.Printf("mismatched pair: %v %+v", err, err)
 	out := logs.String()
 	for _, s := range secrets {
 		for _, form := range []string{string(s), hex.EncodeToString(s), strings.ToUpper(hex.EncodeToString(s)), z85(s), fmt.Sprint(s)} {
@@ -309,4 +304,24 @@ func z85(b []byte) string {
 		panic(err)
 	}
 	return s.UnsafeZ85()
+}
+
+// TestMismatchedKeyPair: a server whose key pair's halves differ is refused at Listen; a
+// client's shows up as a failed handshake that names the cause.
+func TestMismatchedKeyPair(t *testing.T) {
+	p := newPair(t)
+	bad := *p.srvCfg
+	bad.KeyPair.Public = mustPair(t).Public
+	if _, err := Listen("tcp", "127.0.0.1:0", &bad); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("Listen: %v", err)
+	}
+	p.cliCfg.KeyPair.Public = mustPair(t).Public
+	_, _, cerr, serr := p.connect(t)
+	if cerr == nil || !strings.Contains(cerr.Error(), "our key pair's public key does not match") {
+		t.Fatalf("client: %v", cerr)
+	}
+	var pe *handshake.ProtocolError
+	if !errors.As(serr, &pe) || pe.Code != handshake.CodeKeyExchange && pe.Code != handshake.CodeCryptographic {
+		t.Fatalf("server: %v", serr)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/transport"
 
+	"github.com/curvezmq/curvezmq/curve/key"
 	"github.com/curvezmq/curvezmq/handshake"
 	"github.com/curvezmq/curvezmq/internal/zmtp"
 )
@@ -89,7 +90,7 @@ func configFrom(ctx context.Context) (*Config, error) {
 	if !ok || cfg == nil {
 		return nil, ErrNoConfig
 	}
-	if err := cfg.check(!cfg.Server); err != nil {
+	if err := cfg.checkPair(!cfg.Server); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -145,7 +146,8 @@ func (t curveTransport) Listen(ctx context.Context, addr string) (net.Listener, 
 	if err != nil {
 		return nil, err
 	}
-	l := &zListener{inner: inner, cfg: cfg, ready: make(chan *zconn), done: make(chan struct{})}
+	l := &zListener{inner: inner, cfg: cfg, ready: make(chan *zconn), done: make(chan struct{}),
+		agreement: key.NewAgreement(&cfg.KeyPair.Secret)}
 	l.ctx, l.cancel = context.WithCancel(ctx)
 	l.wg.Add(1)
 	go l.acceptLoop()
@@ -164,6 +166,7 @@ func (t curveTransport) Addr(ep string) (string, error) {
 type zListener struct {
 	inner     net.Listener
 	cfg       *Config
+	agreement *key.Agreement // the long-term secret made ready once
 	ready     chan *zconn
 	done      chan struct{}
 	ctx       context.Context
@@ -200,7 +203,9 @@ func (l *zListener) acceptLoop() {
 
 func (l *zListener) handshake(nc net.Conn) {
 	defer l.wg.Done()
-	z := newZConn(newConn(nc, l.cfg, !l.cfg.Server))
+	c := newConn(nc, l.cfg, !l.cfg.Server)
+	c.agreement = l.agreement
+	z := newZConn(c)
 	z.life = l.ctx
 	if err := z.c.startSplit(l.ctx); err != nil {
 		z.Close()

@@ -21,12 +21,16 @@ type Client struct {
 	state state
 	err   error
 
-	transient       key.KeyPair // c' and C'
-	helloKey        [32]byte    // box key of c' and S: HELLO and WELCOME
-	sessionKey      [32]byte    // box key of c' and S': INITIATE, READY, MESSAGE
+	transient       key.KeyPair    // c' and C'
+	transientDH     *key.Agreement // c', ready for agreements
+	longTermDH      *key.Agreement // c, ready for the vouch
+	helloKey        [32]byte       // box key of c' and S: HELLO and WELCOME
+	sessionKey      [32]byte       // box key of c' and S': INITIATE, READY, MESSAGE
 	serverTransient key.PublicKey
 	nonce           uint64 // last short nonce sent
 	peerMeta        Metadata
+	prepared        bool // the transient key and the HELLO key are ready
+	ownLongTerm     bool // longTermDH was made by this handshake
 }
 
 // NewClient returns the client side of a handshake with cfg, which needs KeyPair and
@@ -38,19 +42,32 @@ func NewClient(cfg *Config) (*Client, error) {
 	return &Client{cfg: cfg}, nil
 }
 
+// Prepare makes, ahead of Hello, all that needs nothing from the server: the transient key
+// pair, the HELLO box key, and the long-term key made ready for the vouch; three scalar
+// multiplications. It is optional (Hello does it otherwise) and may run in another
+// goroutine while the connection is being set up, but not concurrently with any other
+// method.
+func (c *Client) Prepare() error {
+	if err := c.expect(stateStart); err != nil || c.prepared {
+		return err
+	}
+	t, ta, la, owned, err := c.cfg.prepare()
+	if err != nil {
+		return c.fail(err)
+	}
+	c.transient, c.transientDH, c.longTermDH, c.ownLongTerm = t, ta, la, owned
+	t.Wipe()
+	if err := c.transientDH.Precompute(&c.helloKey, &c.cfg.ServerKey); err != nil {
+		return c.fail(fmt.Errorf("%w: server key", ErrBadKey))
+	}
+	c.prepared = true
+	return nil
+}
+
 // Hello appends a HELLO command body to dst (RFC 26, "The HELLO Command").
 func (c *Client) Hello(dst []byte) ([]byte, error) {
-	if err := c.expect(stateStart); err != nil {
+	if err := c.Prepare(); err != nil {
 		return dst, err
-	}
-	t, err := c.cfg.transient()
-	if err != nil {
-		return dst, c.fail(fmt.Errorf("handshake: transient key: %w", err))
-	}
-	c.transient = t
-	t.Wipe()
-	if err := key.Precompute(&c.helloKey, &c.cfg.ServerKey, &c.transient.Secret); err != nil {
-		return dst, c.fail(fmt.Errorf("%w: server key", ErrBadKey))
 	}
 	c.nonce = tamperNonce(c.cfg.Tamper, "hello-nonce", 1)
 	m := helloCmd{clientTransient: c.transient.Public, nonce: c.nonce}
@@ -89,13 +106,18 @@ func (c *Client) ReadWelcome(dst, body []byte) ([]byte, error) {
 	var cookie [cookieSize]byte
 	copy(cookie[:], plain[32:])
 	clear(plain)
-	if err := key.Precompute(&c.sessionKey, &c.serverTransient, &c.transient.Secret); err != nil {
-		return dst, c.fail(protoErr(CodeCryptographic, ErrBadKey, "server transient key"))
-	}
-	// The vouch: a box from our long-term key to S' of C' and S (RFC 26, "The INITIATE
+	// The session key (c', S') and the vouch key (c, S') are independent: compute them at
+	// once on two cores, which takes one scalar multiplication off the handshake's path.
+	// The vouch is a box from our long-term key to S' of C' and S (RFC 26, "The INITIATE
 	// Command"), proving that whoever holds our long-term secret made this transient key.
 	var vouchKey [32]byte
-	if err := key.Precompute(&vouchKey, &c.serverTransient, &c.cfg.KeyPair.Secret); err != nil {
+	var sessErr, vouchErr error
+	parallel(
+		func() { sessErr = c.transientDH.Precompute(&c.sessionKey, &c.serverTransient) },
+		func() { vouchErr = c.longTermDH.Precompute(&vouchKey, &c.serverTransient) },
+	)
+	if sessErr != nil || vouchErr != nil {
+		clear(vouchKey[:])
 		return dst, c.fail(protoErr(CodeCryptographic, ErrBadKey, "server transient key"))
 	}
 	var vouchTail [16]byte
@@ -116,8 +138,11 @@ func (c *Client) ReadWelcome(dst, body []byte) ([]byte, error) {
 	if err != nil {
 		return dst, c.fail(err)
 	}
-	// The transient secret has done its work: what follows needs only the session key.
+	// The transient and long-term secrets have done their work: what follows needs only
+	// the session key.
 	c.transient.Secret.Wipe()
+	c.transientDH.Wipe()
+	dropLongTerm(&c.longTermDH, c.ownLongTerm)
 	c.nonce = tamperNonce(c.cfg.Tamper, "initiate-nonce", c.nonce+1)
 	m := initiateCmd{cookie: cookie, nonce: c.nonce}
 	in := shortNonce(&prefixInitiate, c.nonce)
@@ -167,6 +192,8 @@ func (c *Client) Err() error { return c.err }
 // Clear zeroes every secret the handshake holds; a handshake that was not done fails.
 func (c *Client) Clear() {
 	c.transient.Secret.Wipe()
+	c.transientDH.Wipe()
+	dropLongTerm(&c.longTermDH, c.ownLongTerm)
 	clear(c.helloKey[:])
 	clear(c.sessionKey[:])
 	if c.state != stateDone && c.state != stateFailed {
@@ -178,7 +205,8 @@ func (c *Client) Clear() {
 // Wiped reports whether every secret the handshake held is zero (the transient secret key
 // and the HELLO and session box keys). The long-term keys belong to the Config.
 func (c *Client) Wiped() bool {
-	return c.transient.Secret.IsZero() && allZero(c.helloKey[:]) && allZero(c.sessionKey[:])
+	return c.transient.Secret.IsZero() && allZero(c.helloKey[:]) && allZero(c.sessionKey[:]) &&
+		wiped(c.transientDH) && wiped(c.longTermDH)
 }
 
 // String describes the handshake's state, never its secrets.

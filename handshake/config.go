@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
 
 	"github.com/curvezmq/curvezmq/curve/key"
 )
@@ -20,22 +21,24 @@ const DefaultMaxMetadata = 16 << 10
 type Config struct {
 	// KeyPair is our long-term key pair: the server's on a server, the client's on a
 	// client. Required. It is used in place, never copied, so wiping it is the owner's job.
+	// Its halves must match (key.KeyPair.Check): deriving the public key costs a scalar
+	// multiplication, so it is the caller's job to check once, not every handshake's.
 	KeyPair *key.KeyPair
 	// ServerKey is the server's long-term public key. Required on a client.
 	ServerKey key.PublicKey
 	// Metadata holds our properties for INITIATE (client) or READY (server), such as
 	// Socket-Type and Identity. User-Id is reserved for the server's authorizer.
 	Metadata Metadata
+	// Agreement, if set, is KeyPair's secret made ready once for many handshakes (see
+	// key.NewAgreement); it saves each handshake a scalar multiplication. Handshakes never
+	// wipe it: it belongs to whoever made it.
+	Agreement *key.Agreement
 	// Domain is the ZAP domain the server reports in each Request.
 	Domain string
 	// MaxMetadata caps the peer's metadata in bytes; 0 means DefaultMaxMetadata.
 	MaxMetadata int
 	// Rand is the source of transient keys, nonces and cookie keys; nil means crypto/rand.
 	Rand io.Reader
-	// NewTransient, if set, supplies each handshake's transient key pair (e.g. from a pool
-	// generated ahead of time, off the handshake's critical path). The pair is used once and
-	// wiped by the handshake. Nil means key.GenerateKeyPair(Rand).
-	NewTransient func() (key.KeyPair, error)
 
 	// Tamper, when set, sees each plaintext this side is about to seal and each short nonce
 	// it is about to use, named by stage ("hello-plain", "cookie-plain", "welcome-plain",
@@ -81,11 +84,31 @@ func (c *Config) maxMetadata() int {
 	return DefaultMaxMetadata
 }
 
-func (c *Config) transient() (key.KeyPair, error) {
-	if c.NewTransient != nil {
-		return c.NewTransient()
+// prepare makes a transient key pair with its agreement, and the agreement of the
+// long-term secret key unless the Config holds one (owned reports which): the scalar
+// multiplications a side can do before it needs anything from the peer, on two cores.
+func (c *Config) prepare() (t key.KeyPair, ta, la *key.Agreement, owned bool, err error) {
+	la, owned = c.Agreement, c.Agreement == nil
+	parallel(
+		func() { t, ta, err = key.GenerateAgreement(c.rand()) },
+		func() {
+			if owned {
+				la = key.NewAgreement(&c.KeyPair.Secret)
+			}
+		},
+	)
+	if err != nil {
+		return key.KeyPair{}, nil, nil, false, fmt.Errorf("handshake: transient key: %w", err)
 	}
-	return key.GenerateKeyPair(c.rand())
+	return t, ta, la, owned, nil
+}
+
+// dropLongTerm forgets a long-term agreement, wiping it only if the handshake made it.
+func dropLongTerm(a **key.Agreement, owned bool) {
+	if owned {
+		(*a).Wipe()
+	}
+	*a = nil
 }
 
 // check validates what both roles need.
@@ -95,9 +118,6 @@ func (c *Config) check(client bool) error {
 	}
 	if c.KeyPair.Secret.IsZero() {
 		return fmt.Errorf("%w: long-term secret key is all zeros", ErrBadKey)
-	}
-	if err := c.KeyPair.Check(); err != nil {
-		return fmt.Errorf("%w: long-term public key does not match its secret key", ErrBadKey)
 	}
 	if client {
 		if err := c.ServerKey.Check(); err != nil {
@@ -145,3 +165,22 @@ func (s state) String() string {
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
+
+// parallel runs a and b, on two goroutines when more than one CPU may run Go code.
+func parallel(a, b func()) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		a()
+		b()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b()
+	}()
+	a()
+	<-done
+}
+
+// wiped reports whether an agreement is absent or wiped.
+func wiped(a *key.Agreement) bool { return a == nil || a.Wiped() }

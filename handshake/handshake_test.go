@@ -624,7 +624,6 @@ func TestSequenceErrors(t *testing.T) {
 		"nil":             nil,
 		"no keys":         {},
 		"zero server key": {KeyPair: cfg.client.KeyPair},
-		"mismatched pair": {KeyPair: &key.KeyPair{Public: cfg.server.KeyPair.Public, Secret: cfg.client.KeyPair.Secret}, ServerKey: cfg.server.KeyPair.Public},
 		"User-Id":         {KeyPair: cfg.client.KeyPair, ServerKey: cfg.server.KeyPair.Public, Metadata: Metadata{{PropUserID, []byte("me")}}},
 	} {
 		if _, err := NewClient(cc); err == nil {

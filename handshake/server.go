@@ -21,13 +21,18 @@ type Server struct {
 	state state
 	err   error
 
-	transient       key.KeyPair // s' and S'
-	cookieKey       [32]byte    // secretbox key of the cookie, this connection only
+	transient       key.KeyPair    // s' and S'
+	transientDH     *key.Agreement // s', ready for agreements
+	longTermDH      *key.Agreement // s, ready for HELLO
+	cookieKey       [32]byte       // secretbox key of the cookie, this connection only
 	clientTransient key.PublicKey
 	sessionKey      [32]byte // box key of s' and C'
 	clientKey       key.PublicKey
 	peerNonce       uint64 // the INITIATE short nonce: MESSAGEs must exceed it
 	peerMeta        Metadata
+	prepared        bool // the transient key pair is ready
+	ownLongTerm     bool // longTermDH was made by this handshake
+	sessionReady    bool // the session key is ready
 }
 
 // NewServer returns the server side of a handshake with cfg, which needs KeyPair.
@@ -36,6 +41,40 @@ func NewServer(cfg *Config) (*Server, error) {
 		return nil, err
 	}
 	return &Server{cfg: cfg}, nil
+}
+
+// Prepare makes, ahead of ReadHello, the transient key pair and the long-term key ready for
+// HELLO (two scalar multiplications). It is optional (ReadHello does it otherwise) and may
+// run in another goroutine while the greeting and HELLO are on their way, but not
+// concurrently with any other method.
+func (s *Server) Prepare() error {
+	if err := s.expect(stateStart); err != nil || s.prepared {
+		return err
+	}
+	t, ta, la, owned, err := s.cfg.prepare()
+	if err != nil {
+		return s.fail(err)
+	}
+	s.transient, s.transientDH, s.longTermDH, s.ownLongTerm = t, ta, la, owned
+	t.Wipe()
+	s.prepared = true
+	return nil
+}
+
+// PrepareSession computes, ahead of ReadInitiate, the session key from the client's
+// transient key (sent in HELLO) and ours: a scalar multiplication that can then run while
+// the client works on INITIATE. It is optional (ReadInitiate does it otherwise) and may run
+// in another goroutine, but not concurrently with any other method. The key is wiped with
+// everything else if INITIATE does not verify.
+func (s *Server) PrepareSession() error {
+	if err := s.expect(stateInitiate); err != nil || s.sessionReady {
+		return err
+	}
+	if err := s.transientDH.Precompute(&s.sessionKey, &s.clientTransient); err != nil {
+		return s.fail(protoErr(CodeCryptographic, ErrBadKey, "client transient key"))
+	}
+	s.sessionReady = true
+	return nil
 }
 
 // ReadHello consumes a HELLO command body and appends the WELCOME command body to dst
@@ -48,9 +87,12 @@ func (s *Server) ReadHello(dst, body []byte) ([]byte, error) {
 	if err := h.unmarshal(body); err != nil {
 		return dst, s.fail(err)
 	}
+	if err := s.Prepare(); err != nil {
+		return dst, err
+	}
 	var helloKey [32]byte
 	s.clientTransient = h.clientTransient
-	if err := key.Precompute(&helloKey, &s.clientTransient, &s.cfg.KeyPair.Secret); err != nil {
+	if err := s.longTermDH.Precompute(&helloKey, &s.clientTransient); err != nil {
 		return dst, s.fail(protoErr(CodeCryptographic, ErrBadKey, "client transient key"))
 	}
 	n := shortNonce(&prefixHello, h.nonce)
@@ -60,13 +102,7 @@ func (s *Server) ReadHello(dst, body []byte) ([]byte, error) {
 		clear(helloKey[:])
 		return dst, s.fail(protoErr(CodeCryptographic, ErrCrypto, "HELLO box does not open (client has the wrong server key?)"))
 	}
-	t, err := s.cfg.transient()
-	if err != nil {
-		clear(helloKey[:])
-		return dst, s.fail(fmt.Errorf("handshake: transient key: %w", err))
-	}
-	s.transient = t
-	t.Wipe()
+	dropLongTerm(&s.longTermDH, s.ownLongTerm)
 	var tails [32]byte // cookie nonce tail, WELCOME nonce tail
 	if _, err := io.ReadFull(s.cfg.rand(), s.cookieKey[:]); err != nil {
 		clear(helloKey[:])
@@ -125,8 +161,10 @@ func (s *Server) ReadInitiate(body []byte) (*Request, error) {
 	if match != 1 {
 		return nil, s.fail(protoErr(CodeCryptographic, ErrCrypto, "cookie is not this connection's"))
 	}
-	if err := key.Precompute(&s.sessionKey, &s.clientTransient, &s.transient.Secret); err != nil {
-		return nil, s.fail(protoErr(CodeCryptographic, ErrBadKey, "client transient key"))
+	if !s.sessionReady {
+		if err := s.transientDH.Precompute(&s.sessionKey, &s.clientTransient); err != nil {
+			return nil, s.fail(protoErr(CodeCryptographic, ErrBadKey, "client transient key"))
+		}
 	}
 	n := shortNonce(&prefixInitiate, m.nonce)
 	plain, ok := open(m.box, &n, &s.sessionKey)
@@ -141,7 +179,7 @@ func (s *Server) ReadInitiate(body []byte) (*Request, error) {
 		return nil, s.fail(protoErr(CodeMalformedInitiate, ErrMalformed, "INITIATE box too short"))
 	}
 	var vouchKey [32]byte
-	if err := key.Precompute(&vouchKey, &clientKey, &s.transient.Secret); err != nil {
+	if err := s.transientDH.Precompute(&vouchKey, &clientKey); err != nil {
 		return nil, s.fail(protoErr(CodeCryptographic, ErrBadKey, "client long-term key is all zeros or of small order"))
 	}
 	vn := longNonce(&prefixVouch, &vouchTail)
@@ -149,6 +187,7 @@ func (s *Server) ReadInitiate(body []byte) (*Request, error) {
 	clear(vouchKey[:])
 	// The transient secret and the cookie key have done their work.
 	s.transient.Secret.Wipe()
+	s.transientDH.Wipe()
 	if !ok {
 		return nil, s.fail(protoErr(CodeCryptographic, ErrCrypto, "vouch does not open"))
 	}
@@ -226,6 +265,8 @@ func (s *Server) Err() error { return s.err }
 // Clear zeroes every secret the handshake holds; a handshake that was not done fails.
 func (s *Server) Clear() {
 	s.transient.Secret.Wipe()
+	s.transientDH.Wipe()
+	dropLongTerm(&s.longTermDH, s.ownLongTerm)
 	clear(s.cookieKey[:])
 	clear(s.sessionKey[:])
 	if s.state != stateDone && s.state != stateFailed {
@@ -237,7 +278,8 @@ func (s *Server) Clear() {
 // Wiped reports whether every secret the handshake held is zero (the transient secret key,
 // the cookie key and the session box key). The long-term keys belong to the Config.
 func (s *Server) Wiped() bool {
-	return s.transient.Secret.IsZero() && allZero(s.cookieKey[:]) && allZero(s.sessionKey[:])
+	return s.transient.Secret.IsZero() && allZero(s.cookieKey[:]) && allZero(s.sessionKey[:]) &&
+		wiped(s.transientDH) && wiped(s.longTermDH)
 }
 
 // String describes the handshake's state, never its secrets.

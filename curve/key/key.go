@@ -20,13 +20,13 @@
 package key
 
 import (
+	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 
-	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/salsa20/salsa"
 )
 
@@ -124,15 +124,23 @@ func ParseSecretKey(b []byte) (SecretKey, error) {
 
 // Public returns the public key of s (X25519 with the base point).
 func (s *SecretKey) Public() PublicKey {
+	priv := s.ecdh()
 	var p PublicKey
-	out, err := curve25519.X25519(s.b[:], curve25519.Basepoint)
-	if err != nil {
-		// Unreachable: a clamped scalar times the base point is never the identity.
-		panic("key: X25519 with the base point failed")
-	}
-	copy(p[:], out)
-	clear(out)
+	copy(p[:], priv.PublicKey().Bytes())
 	return p
+}
+
+// ecdh returns s as a crypto/ecdh key, whose construction derives the public key (one
+// scalar multiplication). crypto/ecdh keeps its own copy of the scalar, which this package
+// cannot zero; it is garbage once the key is dropped, as are the copies that
+// golang.org/x/crypto/curve25519.X25519 makes on every call.
+func (s *SecretKey) ecdh() *ecdh.PrivateKey {
+	priv, err := ecdh.X25519().NewPrivateKey(s.b[:])
+	if err != nil {
+		// Unreachable: every 32-byte string is an X25519 private key.
+		panic("key: X25519 private key rejected")
+	}
+	return priv
 }
 
 // IsZero reports whether s is all zeros (libzmq's "null key", or a wiped key).
@@ -226,17 +234,82 @@ func (kp *KeyPair) Wipe() {
 // a zero nonce, as crypto_box_beforenm). It fails with [ErrLowOrder] when peer is all zeros or
 // of small order, or when the X25519 result would be all zeros, where nacl/box.Precompute
 // would silently return a key anyone can compute. On error shared is zeroed.
+//
+// It costs two scalar multiplications; an [Agreement] made once does each further one in
+// one.
 func Precompute(shared *[Size]byte, peer *PublicKey, secret *SecretKey) error {
+	return agree(shared, peer, secret.ecdh())
+}
+
+// Agreement is a secret key made ready for repeated key agreements (crypto/ecdh keeps the
+// public key it derives, so each Precompute costs one scalar multiplication instead of
+// two). Wipe drops it; see SecretKey for what cannot be zeroed.
+type Agreement struct {
+	priv *ecdh.PrivateKey
+}
+
+// NewAgreement makes secret ready for repeated agreements (one scalar multiplication).
+func NewAgreement(secret *SecretKey) *Agreement { return &Agreement{priv: secret.ecdh()} }
+
+// GenerateAgreement returns a new key pair and its Agreement, from 32 bytes of rand (or of
+// crypto/rand when rand is nil), for one scalar multiplication in all.
+func GenerateAgreement(rand io.Reader) (KeyPair, *Agreement, error) {
+	var kp KeyPair
+	if rand == nil {
+		rand = cryptoRand
+	}
+	if _, err := io.ReadFull(rand, kp.Secret.b[:]); err != nil {
+		kp.Secret.Wipe()
+		return KeyPair{}, nil, fmt.Errorf("key: reading randomness: %w", err)
+	}
+	priv := kp.Secret.ecdh()
+	copy(kp.Public[:], priv.PublicKey().Bytes())
+	return kp, &Agreement{priv: priv}, nil
+}
+
+// Precompute is the package-level Precompute with this agreement's secret key.
+func (a *Agreement) Precompute(shared *[Size]byte, peer *PublicKey) error {
+	if a == nil || a.priv == nil {
+		clear(shared[:])
+		return errors.New("key: agreement wiped")
+	}
+	return agree(shared, peer, a.priv)
+}
+
+// Wipe drops the agreement's key.
+func (a *Agreement) Wipe() {
+	if a != nil {
+		a.priv = nil
+	}
+}
+
+// Wiped reports whether the agreement's key has been dropped.
+func (a *Agreement) Wiped() bool { return a.priv == nil }
+
+// String returns "REDACTED".
+func (*Agreement) String() string { return "key.Agreement(REDACTED)" }
+
+// Format prints String for every verb.
+func (a *Agreement) Format(f fmt.State, _ rune) { io.WriteString(f, a.String()) }
+
+var cryptoRand = rand.Reader
+
+func agree(shared *[Size]byte, peer *PublicKey, priv *ecdh.PrivateKey) error {
 	if isLowOrder(peer) {
 		clear(shared[:])
 		return ErrLowOrder
 	}
-	var dh [Size]byte
-	out, err := curve25519.X25519(secret.b[:], peer[:])
+	pub, err := ecdh.X25519().NewPublicKey(peer[:])
 	if err != nil {
 		clear(shared[:])
 		return ErrLowOrder
 	}
+	out, err := priv.ECDH(pub) // fails on an all-zero result (RFC 7748, Section 6.1)
+	if err != nil {
+		clear(shared[:])
+		return ErrLowOrder
+	}
+	var dh [Size]byte
 	copy(dh[:], out)
 	clear(out)
 	var zero [16]byte

@@ -257,3 +257,47 @@ func mustGenerate(t testing.TB) KeyPair {
 	}
 	return kp
 }
+
+// TestAgreement: an Agreement gives the same box keys as Precompute, refuses small-order
+// points, and stops working once wiped.
+func TestAgreement(t *testing.T) {
+	a, b := mustGenerate(t), mustGenerate(t)
+	kp, ag, err := GenerateAgreement(nil)
+	if err != nil || kp.Check() != nil {
+		t.Fatalf("GenerateAgreement: %v", err)
+	}
+	var x, y [32]byte
+	if err := ag.Precompute(&x, &b.Public); err != nil {
+		t.Fatal(err)
+	}
+	if err := Precompute(&y, &b.Public, &kp.Secret); err != nil || x != y {
+		t.Fatal("agreement and Precompute differ")
+	}
+	la := NewAgreement(&a.Secret)
+	if err := la.Precompute(&x, &b.Public); err != nil {
+		t.Fatal(err)
+	}
+	if err := Precompute(&y, &a.Public, &b.Secret); err != nil || x != y {
+		t.Fatal("long-term agreement differs from the peer's view")
+	}
+	for _, p := range smallOrderX() {
+		k := littleEndian(p)
+		if err := la.Precompute(&x, &k); !errors.Is(err, ErrLowOrder) || x != [32]byte{} {
+			t.Fatalf("small-order point accepted: %v", err)
+		}
+	}
+	// Deterministic: the same randomness gives the same pair as GenerateKeyPair.
+	seed := bytes.Repeat([]byte{3}, 32)
+	p1, _, _ := GenerateAgreement(bytes.NewReader(seed))
+	p2, _ := GenerateKeyPair(bytes.NewReader(seed))
+	if p1.Public != p2.Public {
+		t.Fatal("GenerateAgreement and GenerateKeyPair differ")
+	}
+	if s := fmt.Sprintf("%v %+v %#v %s %x", la, la, la, la, la); strings.Contains(s, hex.EncodeToString(a.Secret.UnsafeBytes()[:])) {
+		t.Fatal("agreement printed its key")
+	}
+	la.Wipe()
+	if !la.Wiped() || la.Precompute(&x, &b.Public) == nil {
+		t.Fatal("wiped agreement still works")
+	}
+}
