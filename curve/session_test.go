@@ -325,3 +325,21 @@ func TestMismatchedKeyPair(t *testing.T) {
 		t.Fatalf("server: %v", serr)
 	}
 }
+
+// TestSocketTypes: a pair of socket types that cannot talk is refused (as libzmq's
+// check_socket_type); a missing Socket-Type is accepted (as libzmq accepts it).
+func TestSocketTypes(t *testing.T) {
+	p := newPair(t)
+	p.srvCfg.SocketType, p.cliCfg.SocketType = "REP", "PUB"
+	_, _, cerr, serr := p.connect(t)
+	var pe *handshake.ProtocolError
+	if !errors.As(serr, &pe) || pe.Code != handshake.CodeInvalidMetadata || !strings.Contains(serr.Error(), `"PUB" cannot talk to REP`) {
+		t.Fatalf("server: %v", serr)
+	}
+	if cerr == nil {
+		t.Fatal("client connected")
+	}
+	q := newPair(t)
+	q.srvCfg.SocketType, q.cliCfg.SocketType = "REP", ""
+	q.mustConnect(t)
+}
