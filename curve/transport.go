@@ -710,7 +710,8 @@ func (z *zconn) lost(gen uint64, err error) error {
 	return fmt.Errorf("curve: connection lost: %w (%w)", io.EOF, err)
 }
 
-// Close closes the connection (and stops any reconnection) for good.
+// Close closes the connection (and stops any reconnection) for good. The reader goroutine
+// ends even if it was waiting for zmq4 to make room.
 func (z *zconn) Close() error {
 	z.stopTimer()
 	z.mu.Lock()
@@ -721,6 +722,13 @@ func (z *zconn) Close() error {
 	}
 	c := z.c
 	z.mu.Unlock()
+	z.rmu.Lock()
+	if z.rerr == nil {
+		z.rerr = fmt.Errorf("%w: %w", ErrClosed, io.EOF)
+	}
+	z.rdata.Broadcast()
+	z.rspace.Broadcast()
+	z.rmu.Unlock()
 	return c.Close()
 }
 

@@ -414,3 +414,36 @@ func TestTransportAbandonedOpen(t *testing.T) {
 		}
 	})
 }
+
+// TestTransportCloseWithFullQueue: a connection whose receive queue is full because zmq4
+// stopped reading still ends its reader goroutine on Close (goleak checks at exit).
+func TestTransportCloseWithFullQueue(t *testing.T) {
+	checkNoLeaks(t, func() {
+		z := newZPair(t)
+		pull := z.server(zmq4.NewPull)
+		if err := pull.Listen("curve://127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		push := z.client(zmq4.NewPush)
+		if err := push.Dial("curve://" + pull.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+		big := zmq4.NewMsg(make([]byte, 1<<20))
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for i := 0; i < 8; i++ { // 8 MiB: more than the 4 MiB queue; nobody reads
+				if push.Send(big) != nil {
+					return
+				}
+			}
+		}()
+		select {
+		case <-sent:
+		case <-time.After(10 * time.Second):
+		}
+		pull.Close()
+		push.Close()
+		<-sent
+	})
+}
