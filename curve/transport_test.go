@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"go.uber.org/goleak"
+
+	"github.com/curvezmq/curvezmq/internal/zmtp"
 )
 
 func TestMain(m *testing.M) {
@@ -415,35 +418,84 @@ func TestTransportAbandonedOpen(t *testing.T) {
 	})
 }
 
-// TestTransportCloseWithFullQueue: a connection whose receive queue is full because zmq4
-// stopped reading still ends its reader goroutine on Close (goleak checks at exit).
+// openZConn drives a transport connection's inner NULL handshake as zmq4 would, with
+// socket type typ, and reads what the connection answers.
+func openZConn(nc net.Conn, typ string) error {
+	meta, _ := Metadata{{Name: "Socket-Type", Value: []byte(typ)}}.Append(nil)
+	if _, err := nc.Write(zmtp.AppendGreeting(nil, "NULL", 0, false)); err != nil {
+		return err
+	}
+	if _, err := nc.Write(zmtp.AppendCommand(nil, "READY", meta)); err != nil {
+		return err
+	}
+	var g [zmtp.GreetingSize + 2]byte
+	if _, err := io.ReadFull(nc, g[:]); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(nc, make([]byte, g[zmtp.GreetingSize+1]))
+	return err
+}
+
+// TestTransportCloseWithFullQueue: a connection whose receive queue is full because its
+// reader (zmq4) stopped reading still ends its reader goroutine on Close.
 func TestTransportCloseWithFullQueue(t *testing.T) {
-	checkNoLeaks(t, func() {
-		z := newZPair(t)
-		pull := z.server(zmq4.NewPull)
-		if err := pull.Listen("curve://127.0.0.1:0"); err != nil {
+	z := newZPair(t)
+	tr := curveTransport{network: "tcp"}
+	l, err := tr.Listen(WithConfig(context.Background(), z.srvCfg), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cli, err := tr.Dial(WithConfig(context.Background(), z.cliCfg), &net.Dialer{}, l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The listener hands a connection over only once the client's INITIATE is in, which
+	// the client sends once its inner READY is written: open both sides at once.
+	accepted := make(chan net.Conn, 1)
+	opened := make(chan error, 1)
+	go func() {
+		srv, err := l.Accept()
+		if err == nil {
+			err = openZConn(srv, "PUSH")
+		}
+		accepted <- srv
+		opened <- err
+	}()
+	if err := openZConn(cli, "PULL"); err != nil {
+		t.Fatal(err)
+	}
+	srv := <-accepted
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	// The server sends 8 MiB; the client's zmq4 side never reads.
+	frame := zmtp.AppendHeader(nil, 0, 1<<20)
+	frame = append(frame, make([]byte, 1<<20)...)
+	for i := 0; i < 8; i++ {
+		if _, err := srv.Write(frame); err != nil {
 			t.Fatal(err)
 		}
-		push := z.client(zmq4.NewPush)
-		if err := push.Dial("curve://" + pull.Addr().String()); err != nil {
-			t.Fatal(err)
+	}
+	zc := cli.(*zconn)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		zc.rmu.Lock()
+		full := len(zc.rq)-zc.rpos >= readQueueMax
+		zc.rmu.Unlock()
+		if full {
+			break
 		}
-		big := zmq4.NewMsg(make([]byte, 1<<20))
-		sent := make(chan struct{})
-		go func() {
-			defer close(sent)
-			for i := 0; i < 8; i++ { // 8 MiB: more than the 4 MiB queue; nobody reads
-				if push.Send(big) != nil {
-					return
-				}
-			}
-		}()
-		select {
-		case <-sent:
-		case <-time.After(10 * time.Second):
+		if time.Now().After(deadline) {
+			t.Fatal("the receive queue never filled")
 		}
-		pull.Close()
-		push.Close()
-		<-sent
-	})
+		time.Sleep(10 * time.Millisecond) // bounded poll of the queue's state
+	}
+	cli.Close()
+	select {
+	case <-zc.readDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader goroutine outlived Close")
+	}
 }
