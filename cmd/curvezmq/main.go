@@ -10,15 +10,13 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sort"
 )
-
-// version is the project version, printed by "curvezmq version" and written to contact files.
-var version = "0.1.0-dev"
 
 // env is what a command may touch of the process; tests run commands in-process with their own.
 type env struct {
@@ -44,18 +42,27 @@ func register(name string, c command) {
 	commands[name] = c
 }
 
-func init() {
-	register("version", command{
-		summary: "print the version, the Go version and os/arch",
-		run: func(e *env, args []string) int {
-			if len(args) != 0 {
-				fmt.Fprintln(e.stderr, "curvezmq: version takes no arguments")
-				return 1
-			}
-			fmt.Fprintf(e.stdout, "curvezmq %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return 0
-		},
-	})
+// parseFlags parses a command's flags, which come before its arguments. On -h or --help
+// it prints usage on stdout; on a bad flag it prints the error and usage on stderr. When ok
+// is false the command returns code (0 after help, 1 after an error).
+func parseFlags(e *env, fs *flag.FlagSet, usage string, args []string) (code int, ok bool) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(e.stdout, usage)
+			return 0, false
+		}
+		return usageError(e, fs.Name(), usage, "%v", err), false
+	}
+	return 0, true
+}
+
+// usageError reports a command line problem of command name, prints its usage and
+// returns exit code 1.
+func usageError(e *env, name, usage, format string, args ...any) int {
+	fmt.Fprintf(e.stderr, "curvezmq: %s: %s\n%s", name, fmt.Sprintf(format, args...), usage)
+	return 1
 }
 
 func usage(w io.Writer) {
