@@ -2,11 +2,21 @@
 // scheduler and its client, the remote side of install targets (remote-init, remote-tidy),
 // a self-contained demo and benchmarks.
 //
-// Flags come before the command word, and global flags before both:
+// A command's flags come after its word and before its arguments (Go's flag package
+// stops at the first argument that is not a flag); --flag and -flag are the same:
 //
-//	curvezmq [global flags] COMMAND [flags] [args]
+//	curvezmq COMMAND [flags] [args]
 //
-// Each command lives in its own file and registers itself in init.
+//	curvezmq keygen [--dir DIR] [--force] NAME
+//	curvezmq scheduler [--run-dir DIR] [--id ID] [--host HOST] [--ports MIN-MAX]
+//	curvezmq client [--run-dir DIR | --id ID] [--timeout T] [--raw JSON] COMMAND [NAME=VALUE]...
+//	curvezmq remote-init TARGET RUN_DIR
+//	curvezmq remote-tidy TARGET RUN_DIR
+//	curvezmq version
+//
+// "curvezmq help" lists the commands, "curvezmq COMMAND -h" describes one. Each command
+// lives in its own file, whose comments give its decisions and exit codes, and registers
+// itself in init.
 package main
 
 import (
