@@ -66,13 +66,18 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t, prog: program(t), home: t.TempDir(), wd: t.TempDir()}
+	gorace := "atexit_sleep_ms=0" // the race detector would hold every successful exit for 1 s
 	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k != "HOME" && k != runDirEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "HOME", runDirEnv:
+		case "GORACE":
+			gorace = v + " " + gorace
+		default:
 			h.env = append(h.env, kv)
 		}
 	}
-	h.env = append(h.env, "HOME="+h.home)
+	h.env = append(h.env, "HOME="+h.home, "GORACE="+gorace)
 	return h
 }
 
