@@ -19,8 +19,9 @@ package main
 //     ThreadAuthenticator with configure_curve(domain='*', location=...); REP, then PUB, are
 //     bound on all interfaces as CURVE servers behind it ("curve://*:PORT" is 0.0.0.0:PORT).
 //     Ports are taken at random from [MIN, MAX), at most 100 tries each, as pyzmq's
-//     bind_to_random_port; MIN-MAX with MIN == MAX binds exactly that port, and 0-0 lets the
-//     system choose (what tests use). A bind failure is exit 1.
+//     bind_to_random_port does; 0-0 lets the system choose (what tests use). Cylc binds
+//     exactly port MIN when MIN == MAX, which cannot serve two sockets, so MIN-MIN is
+//     refused as a usage error. A bind failure is exit 1.
 //  5. The contact file is written last, once both ports are known.
 //
 // Requests on REP are Cylc's JSON: {"command": C, "args": {...}, "meta": {...}}, args and
@@ -96,8 +97,8 @@ flags:
   --host HOST      the host name clients connect to, written to the contact file
                    (default: this machine's name if it resolves to a local address,
                    else 127.0.0.1); the sockets listen on all interfaces
-  --ports MIN-MAX  take the two ports at random from [MIN, MAX); MIN-MIN means exactly
-                   port MIN, 0-0 any free port (default 43001-43101)
+  --ports MIN-MAX  take the two ports at random from [MIN, MAX), or any free ports
+                   with 0-0 (default 43001-43101)
 
 Exit status: 0 after a clean shutdown, 1 on failure, 4 when another scheduler is running
 on the run directory.
@@ -272,8 +273,8 @@ func parsePorts(v string) (lo, hi int, err error) {
 		return 0, 0, fmt.Errorf("--ports %q: want 0 <= MIN <= MAX <= 65535", v)
 	case lo == 0 && hi != 0:
 		return 0, 0, fmt.Errorf("--ports %q: port 0 only as 0-0 (any free port)", v)
-	case lo != hi && hi-lo < 2:
-		return 0, 0, fmt.Errorf("--ports %q: [MIN, MAX) must hold two ports, one per socket", v)
+	case lo != 0 && hi-lo < 2:
+		return 0, 0, fmt.Errorf("--ports %q: [MIN, MAX) must hold two ports, one per socket (0-0: any free ports)", v)
 	}
 	return lo, hi, nil
 }
@@ -367,8 +368,8 @@ func (s *scheduler) start() error {
 
 // bind listens on a port of the range on all interfaces and returns the port.
 func (s *scheduler) bind(sock zmq4.Socket) (int, error) {
-	ports := []int{s.portMin}
-	if s.portMin != s.portMax {
+	ports := []int{0} // 0-0
+	if s.portMax != 0 {
 		ports = mathrand.Perm(s.portMax - s.portMin)[:min(bindTries, s.portMax-s.portMin)]
 		for i := range ports {
 			ports[i] += s.portMin
@@ -384,7 +385,7 @@ func (s *scheduler) bind(sock zmq4.Socket) (int, error) {
 			return addr.Port, nil
 		}
 	}
-	if len(ports) > 1 {
+	if s.portMax != 0 {
 		return 0, fmt.Errorf("no free port in %d-%d after %d tries: %w", s.portMin, s.portMax, len(ports), err)
 	}
 	return 0, err

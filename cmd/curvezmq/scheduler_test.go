@@ -505,34 +505,50 @@ func TestSchedulerPorts(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 
-	// A taken port: exit 1, no keys left, the run directory free for the next scheduler.
-	busy, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	p := busy.Addr().(*net.TCPAddr).Port
+	// Taken ports: exit 1, no keys left, the run directory free for the next scheduler.
+	p := twoPorts(t)
 	runDir := filepath.Join(t.TempDir(), "ports")
-	s := h.startScheduler(runDir, "--ports", strconv.Itoa(p)+"-"+strconv.Itoa(p))
-	if code := s.wait(); code != exitFailed || !strings.Contains(s.stderr.String(), "could not start the ZMQ server") {
+	s := h.startScheduler(runDir, "--ports", strconv.Itoa(p)+"-"+strconv.Itoa(p+2))
+	if code := s.wait(); code != exitFailed || !strings.Contains(s.stderr.String(), "could not start the ZMQ server: REP socket: no free port in") {
 		t.Errorf("exit %d:\n%s", code, s.stderr.String())
 	}
 	assertStopped(t, keystore.ServiceDir(runDir))
 
-	// A range: both ports inside it. [p, p+100) is almost surely free apart from p itself,
-	// which is still taken.
+	// A range: both ports inside it. [p, p+100) is almost surely free apart from p and p+1,
+	// which are still taken.
 	lo, hi := p, min(p+100, 65535)
 	s = h.startScheduler(runDir, "--ports", strconv.Itoa(lo)+"-"+strconv.Itoa(hi))
 	c := s.waitContact()
 	for _, k := range []string{keystore.ContactPort, keystore.ContactPublishPort} {
-		if n, _ := strconv.Atoi(c[k]); n <= lo || n >= hi {
-			t.Errorf("%s=%s, want in (%d, %d)", k, c[k], lo, hi)
+		if n, _ := strconv.Atoi(c[k]); n < lo+2 || n >= hi {
+			t.Errorf("%s=%s, want in [%d, %d)", k, c[k], lo+2, hi)
 		}
 	}
 	s.signal(syscall.SIGTERM)
 	if code := s.wait(); code != 0 {
 		t.Errorf("exit %d", code)
 	}
+}
+
+// twoPorts listens on two consecutive ports until the test ends and returns the first.
+func twoPorts(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		l1, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l1.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", ":"+strconv.Itoa(p+1))
+		if err != nil || p+2 > 65535 {
+			l1.Close()
+			continue
+		}
+		t.Cleanup(func() { l1.Close(); l2.Close() })
+		return p
+	}
+	t.Fatal("found no two consecutive free ports")
+	return 0
 }
 
 // TestSchedulerUsage: command line errors exit 1 before anything is made.
@@ -556,6 +572,7 @@ func TestSchedulerUsage(t *testing.T) {
 		{[]string{"scheduler", "--run-dir", dir, "--ports", "1-70000"}, "want 0 <= MIN <= MAX <= 65535"},
 		{[]string{"scheduler", "--run-dir", dir, "--ports", "0-10"}, "port 0 only as 0-0"},
 		{[]string{"scheduler", "--run-dir", dir, "--ports", "5000-5001"}, "must hold two ports"},
+		{[]string{"scheduler", "--run-dir", dir, "--ports", "5000-5000"}, "must hold two ports, one per socket (0-0: any free ports)"},
 		{[]string{"scheduler", "--run-dir", dir, "--host", "a b"}, "--host"},
 		{[]string{"scheduler", "--run-dir", dir, "--bogus"}, "flag provided but not defined"},
 	} {
