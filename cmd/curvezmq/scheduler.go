@@ -115,6 +115,10 @@ const (
 	// stepTimeout bounds each shutdown step that could block (closing a socket, the
 	// authenticator, a shutdown hook).
 	stepTimeout = 5 * time.Second
+	// sendTimeout bounds a reply that cannot be queued (a client that stops reading), so
+	// that the request loop, and with it a shutdown, is never held longer (zmq4's default
+	// is five minutes).
+	sendTimeout = 5 * time.Second
 	// Heartbeats end connections to peers that vanished without closing (zmq4 would keep
 	// them for ever); libzmq answers PINGs by itself, so live idle clients are not affected.
 	heartbeatInterval = 30 * time.Second
@@ -355,11 +359,11 @@ func (s *scheduler) start() error {
 	s.cancel = cancel
 	ctx = curve.WithConfig(ctx, s.cfg)
 	zlog := zmq4.WithLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelWarn))
-	s.rep = zmq4.NewRep(ctx, zlog)
+	s.rep = zmq4.NewRep(ctx, zlog, zmq4.WithTimeout(sendTimeout))
 	if s.port, err = s.bind(s.rep); err != nil {
 		return fmt.Errorf("could not start the ZMQ server: REP socket: %w", err)
 	}
-	s.pub = zmq4.NewPub(ctx, zlog)
+	s.pub = zmq4.NewPub(ctx, zlog, zmq4.WithTimeout(sendTimeout))
 	if s.pubPort, err = s.bind(s.pub); err != nil {
 		return fmt.Errorf("could not start the ZMQ server: PUB socket: %w", err)
 	}
