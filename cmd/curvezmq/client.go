@@ -20,9 +20,11 @@ package main
 // reported as such) and checks whether the scheduler's process is alive
 // (keystore.DetectOldContact: same PID, same command line). A dead scheduler means "not
 // running" (exit 4) and, as in Cylc, its stale contact file is removed, so the next client
-// and the next scheduler see at once that nothing runs; this cannot remove a live
-// scheduler's file, since the file is removed only when its own PID and command no longer
-// match. A live scheduler, or one on another host (which cannot be checked), means exit 2.
+// and the next scheduler see at once that nothing runs. The file is removed only when the
+// PID and command it names no longer match a process; a scheduler replacing it in the
+// instant between that check and the removal would lose its new file, a window Cylc's
+// client has too. A live scheduler, or one on another host (which cannot be checked),
+// means exit 2.
 //
 // Exit codes: 0 the reply's data is printed on stdout as indented JSON; 1 the reply was an
 // error (its message is printed on stderr), the reply was not Cylc's JSON, or bad usage;
