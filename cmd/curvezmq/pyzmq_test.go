@@ -3,7 +3,8 @@ package main
 // Cylc-style peers on real libzmq: pyzmq clients and a subscriber against our scheduler,
 // and our client against a pyzmq scheduler that follows Cylc's server recipe
 // (testdata/*.py). They run with /usr/bin/python3, the interpreter Debian's python3-zmq
-// installs into, and skip, saying why, when it cannot import zmq.
+// installs into, or the one CURVEZMQ_INTEROP_PYTHON names (as in package interop), and
+// skip, saying why, when it cannot import zmq.
 
 import (
 	"bufio"
@@ -26,13 +27,18 @@ import (
 
 // pythonProbe checks once per test binary that /usr/bin/python3 can import pyzmq.
 var pythonProbe = sync.OnceValues(func() (string, error) {
-	const py = "/usr/bin/python3" // the python3 first on PATH may not see Debian's python3-zmq
+	py := os.Getenv("CURVEZMQ_INTEROP_PYTHON")
+	if py == "" {
+		py = "/usr/bin/python3" // the python3 first on PATH may not see Debian's python3-zmq
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, py, "-c", "import zmq, zmq.auth.thread").CombinedOutput()
 	if err != nil {
-		out = bytes.TrimSpace(out)
-		return "", fmt.Errorf("%s cannot import zmq (install Debian's python3-zmq): %v: %s", py, err, out[bytes.LastIndexByte(out, '\n')+1:])
+		if out = bytes.TrimSpace(out); len(out) > 0 {
+			err = fmt.Errorf("%v: %s", err, out[bytes.LastIndexByte(out, '\n')+1:]) // the exception line
+		}
+		return "", fmt.Errorf("%s cannot import zmq (install Debian's python3-zmq): %v", py, err)
 	}
 	return py, nil
 })
