@@ -2,23 +2,31 @@
 // scheduler and its client, the remote side of install targets (remote-init, remote-tidy),
 // a self-contained demo and benchmarks.
 //
-// Flags come before the command word, and global flags before both:
+// A command's flags come after its word and before its arguments (Go's flag package
+// stops at the first argument that is not a flag); --flag and -flag are the same:
 //
-//	curvezmq [global flags] COMMAND [flags] [args]
+//	curvezmq COMMAND [flags] [args]
 //
-// Each command lives in its own file and registers itself in init.
+//	curvezmq keygen [--dir DIR] [--force] NAME
+//	curvezmq scheduler [--run-dir DIR] [--id ID] [--host HOST] [--ports MIN-MAX]
+//	curvezmq client [--run-dir DIR | --id ID] [--timeout T] [--raw JSON] COMMAND [NAME=VALUE]...
+//	curvezmq remote-init TARGET RUN_DIR
+//	curvezmq remote-tidy TARGET RUN_DIR
+//	curvezmq version
+//
+// "curvezmq help" lists the commands, "curvezmq COMMAND -h" describes one. Each command
+// lives in its own file, whose comments give its decisions and exit codes, and registers
+// itself in init.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sort"
 )
-
-// version is the project version, printed by "curvezmq version" and written to contact files.
-var version = "0.1.0-dev"
 
 // env is what a command may touch of the process; tests run commands in-process with their own.
 type env struct {
@@ -44,18 +52,27 @@ func register(name string, c command) {
 	commands[name] = c
 }
 
-func init() {
-	register("version", command{
-		summary: "print the version, the Go version and os/arch",
-		run: func(e *env, args []string) int {
-			if len(args) != 0 {
-				fmt.Fprintln(e.stderr, "curvezmq: version takes no arguments")
-				return 1
-			}
-			fmt.Fprintf(e.stdout, "curvezmq %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return 0
-		},
-	})
+// parseFlags parses a command's flags, which come before its arguments. On -h or --help
+// it prints usage on stdout; on a bad flag it prints the error and usage on stderr. When ok
+// is false the command returns code (0 after help, 1 after an error).
+func parseFlags(e *env, fs *flag.FlagSet, usage string, args []string) (code int, ok bool) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(e.stdout, usage)
+			return 0, false
+		}
+		return usageError(e, fs.Name(), usage, "%v", err), false
+	}
+	return 0, true
+}
+
+// usageError reports a command line problem of command name, prints its usage and
+// returns exit code 1.
+func usageError(e *env, name, usage, format string, args ...any) int {
+	fmt.Fprintf(e.stderr, "curvezmq: %s: %s\n%s", name, fmt.Sprintf(format, args...), usage)
+	return 1
 }
 
 func usage(w io.Writer) {
