@@ -18,7 +18,7 @@
 // # Decisions
 //
 // A request carries the domain, the peer address, the mechanism and the client's public
-// key; the result carries the status (200, 400 or 500; never 300), a status text for logs,
+// key; the result carries the status (200, 300, 400 or 500), a status text for logs,
 // the user id (the key's Z85 text unless [Config.UserID] says otherwise) and metadata.
 // The rules are pyzmq's and zauth's:
 //
@@ -35,7 +35,9 @@
 //     is per domain; for Cylc, which uses the one domain "*", this is the same.
 //   - Refusals get 400 with a reason ("Unknown domain", "Unknown key", "Address not
 //     allowed", "Address denied", "Unsupported mechanism"); a failing or panicking
-//     callback gets 500, and so does every request after Close.
+//     callback gets 500, and so does every request after Close. A callback error that
+//     wraps [ErrTemporary] gets 300 instead: the server closes without ERROR, as libzmq
+//     does for 300, and a libzmq client tries again later. Nothing else gives 300.
 //
 // Decisions are logged at debug level as "ALLOWED (CURVE)" or "DENIED (CURVE)" with the
 // domain, the address and the key abbreviated to 8 characters; no secret is ever logged.
