@@ -99,6 +99,13 @@
 // and Track is closed at once. Connections are closed from their own goroutines, outside
 // every lock. [Config.KeepRevoked] turns revocation off.
 //
+// # The ZAP wire protocol
+//
+// [Authenticator.ServeZAP] also answers ZAP requests (RFC 27 frames) sent over a ZMTP
+// REP socket with the NULL mechanism, on a loopback TCP address or a Unix socket, for
+// tools that speak ZAP; see [WireServer]. libzmq servers cannot use it: they reach their
+// ZAP handler only through inproc in their own context.
+//
 // # Observability
 //
 // [Authenticator.Stats] returns a plain struct that marshals to JSON: decisions by
