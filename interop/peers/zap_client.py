@@ -18,12 +18,27 @@ lines (see zmqpeer.py). Every wait is bounded; traffic is on 127.0.0.1 only.
 """
 
 import argparse
+import itertools
 import json
 import sys
+import threading
 
 import zmq
 
 import zmqpeer
+
+
+class Monitor(zmqpeer.Monitor):
+    """zmqpeer.Monitor on an inproc endpoint of its own: pyzmq names the default one after
+    the socket's file descriptor, which a new socket may reuse while the old endpoint is
+    still bound ("Address already in use")."""
+
+    _ids = itertools.count()
+
+    def __init__(self, sock):
+        threading.Thread.__init__(self, daemon=True)
+        self.mon = sock.get_monitor_socket(addr="inproc://zap-client-monitor-%d" % next(self._ids))
+        self.stopping = threading.Event()
 
 
 class Client:
@@ -40,7 +55,7 @@ class Client:
         sock.curve_serverkey = self.args.server_key.encode()
         sock.curve_publickey = self.args.public.encode()
         sock.curve_secretkey = self.args.secret.encode()
-        self.monitor = zmqpeer.Monitor(sock)
+        self.monitor = Monitor(sock)
         self.monitor.start()
         sock.connect(self.args.connect)
         self.sock = sock
