@@ -81,9 +81,10 @@ func (c closeAfter) Close() error {
 }
 
 // 200 clients handshake concurrently and continuously with curve.Dial, with allowed and
-// unknown keys, against a curve.Listen server while the directory is rewritten 50 times
-// (files added, removed, and overwritten with other keys of the same size). Each client
-// holds its last accepted connection open, so that rewrites revoke live connections.
+// unknown keys, against a curve.Listen server (32 handshake workers) while the directory
+// is rewritten 50 times (files added, removed, and overwritten with other keys of the
+// same size). Each client holds its last accepted connection open, so that rewrites
+// revoke live connections.
 // Once each reload has completed, and until the next rewrite starts, no decision may
 // disagree with the directory; every handshake ends in READY or ERROR 400, nothing else;
 // the counters match what the clients saw; and nothing leaks.
@@ -151,37 +152,55 @@ func TestHandshakeConcurrentReloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server runs handshakes on 32 workers, as a server bounds them: the 200 clients'
+	// handshakes are all in flight at once, up to 32 of them on the server side and the
+	// rest waiting for a worker. (With a goroutine per handshake, 400 goroutines want the
+	// CPU and the watcher is starved: on two cores under -race the test took 15 to 50 s.)
+	const workers = 32
 	var srvWG sync.WaitGroup
+	pending := make(chan *curve.Conn, 4*clients)
 	srvWG.Go(func() {
+		defer close(pending)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			done := make(chan struct{})
 			la.mu.Lock()
-			la.hsDone[c] = done
+			la.hsDone[c] = make(chan struct{})
 			la.mu.Unlock()
-			srvWG.Go(func() {
-				defer func() {
+			pending <- c
+		}
+	})
+	for range workers {
+		srvWG.Go(func() {
+			for c := range pending {
+				la.mu.Lock()
+				done := la.hsDone[c]
+				la.mu.Unlock()
+				err := c.Handshake(context.Background())
+				close(done)
+				forget := func() {
 					c.Close()
 					la.mu.Lock()
 					delete(la.hsDone, c)
 					la.mu.Unlock()
-				}()
-				err := c.Handshake(context.Background())
-				close(done)
+				}
 				if err != nil {
-					return
+					forget()
+					continue
 				}
-				for {
-					if _, err := c.Recv(nil); err != nil {
-						return // the client left, or the key was revoked
+				srvWG.Go(func() {
+					defer forget()
+					for {
+						if _, err := c.Recv(nil); err != nil {
+							return // the client left, or the key was revoked
+						}
 					}
-				}
-			})
-		}
-	})
+				})
+			}
+		})
+	}
 
 	// The clients.
 	var (
@@ -192,7 +211,7 @@ func TestHandshakeConcurrentReloads(t *testing.T) {
 		otherErrs             atomic.Int64
 		firstOther, firstCliW atomic.Pointer[string]
 	)
-	for n := range clients {
+	client := func(n int) {
 		cliWG.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(n), 2))
 			var held *curve.Conn
@@ -237,6 +256,19 @@ func TestHandshakeConcurrentReloads(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Start the clients ten at a time, each ten once the server has finished one more
+	// handshake, so that their handshakes are spread out in time rather than all at the
+	// same stage at once (which makes decisions come in bursts).
+	for n := range clients {
+		if n%10 == 0 && n > 0 {
+			select {
+			case <-evSignal:
+			case <-time.After(waitTimeout):
+				t.Fatal("no handshake completed while starting the clients")
+			}
+		}
+		client(n)
 	}
 
 	start := time.Now()
