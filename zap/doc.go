@@ -13,7 +13,15 @@
 //	if err := auth.ConfigureCurve("*", filepath.Join(srvDir, "client_public_keys")); err != nil {
 //		return err
 //	}
-//	// the server's Authorizer and Tracker are auth; its event callback is auth.Observe
+//	cfg := &curve.Config{KeyPair: serverKeys, Authorizer: auth, Events: auth.Observe}
+//	ln, err := curve.Listen("tcp", addr, cfg)
+//	// or, for a zmq4 socket: cfg.Server = true; zmq4.NewRouter(curve.WithConfig(ctx, cfg))
+//	// and Listen("curve://" + addr)
+//
+// A refused client gets ERROR "400" (or "500"), which a libzmq client reports as
+// HANDSHAKE_FAILED_AUTH and takes as final; the server never hands its connection to the
+// application or to zmq4. An allowed client's connection is closed by the server if its
+// key is revoked later.
 //
 // # Decisions
 //
