@@ -3,6 +3,7 @@ package zap
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -21,6 +22,7 @@ const (
 	reasonAddrDenied
 	reasonMechanism
 	reasonCallbackError
+	reasonTemporary
 	reasonClosed
 	numReasons
 )
@@ -37,6 +39,7 @@ var reasonInfo = [numReasons]struct {
 	reasonAddrDenied:     {handshake.StatusDenied, "Address denied", "address_denied"},
 	reasonMechanism:      {handshake.StatusDenied, "Unsupported mechanism", "unsupported_mechanism"},
 	reasonCallbackError:  {handshake.StatusInternalError, "Internal error", "callback_error"},
+	reasonTemporary:      {handshake.StatusTemporary, "Temporary failure", "temporary"},
 	reasonClosed:         {handshake.StatusInternalError, "Authenticator closed", "closed"},
 }
 
@@ -48,8 +51,9 @@ var reasonInfo = [numReasons]struct {
 //     mechanism";
 //  3. the domain (empty means "*") must be configured, exactly: no fallback from "foo"
 //     to "*" (400 "Unknown domain");
-//  4. the domain's policy: allow any; the callback (an error or a panic gives 500
-//     "Internal error"); or the key set (400 "Unknown key").
+//  4. the domain's policy: allow any; the callback (an error wrapping [ErrTemporary]
+//     gives 300 "Temporary failure", any other error or a panic 500 "Internal error");
+//     or the key set (400 "Unknown key").
 //
 // An allowed client gets 200 "OK" with the user id of [Config.UserID] (by default the
 // key's Z85 text) and, with [LayoutZauth], its certificate's metadata. After Close every
@@ -82,6 +86,9 @@ func (a *Authenticator) Authorize(ctx context.Context, req *handshake.Request) h
 		switch {
 		case err != nil:
 			a.log.Warn("zap: callback failed", "domain", domain, "key", req.ClientKey.Short(), "err", err)
+			if errors.Is(err, ErrTemporary) {
+				return a.decide(ctx, req, domain, reasonTemporary, keyEntry{})
+			}
 			return a.decide(ctx, req, domain, reasonCallbackError, keyEntry{})
 		case ok:
 			return a.decide(ctx, req, domain, reasonOK, keyEntry{})

@@ -13,12 +13,20 @@
 //	if err := auth.ConfigureCurve("*", filepath.Join(srvDir, "client_public_keys")); err != nil {
 //		return err
 //	}
-//	// the server's Authorizer and Tracker are auth; its event callback is auth.Observe
+//	cfg := &curve.Config{KeyPair: serverKeys, Authorizer: auth, Events: auth.Observe}
+//	ln, err := curve.Listen("tcp", addr, cfg)
+//	// or, for a zmq4 socket: cfg.Server = true; zmq4.NewRouter(curve.WithConfig(ctx, cfg))
+//	// and Listen("curve://" + addr)
+//
+// A refused client gets ERROR "400" (or "500"), which a libzmq client reports as
+// HANDSHAKE_FAILED_AUTH and takes as final; the server never hands its connection to the
+// application or to zmq4. An allowed client's connection is closed by the server if its
+// key is revoked later.
 //
 // # Decisions
 //
 // A request carries the domain, the peer address, the mechanism and the client's public
-// key; the result carries the status (200, 400 or 500; never 300), a status text for logs,
+// key; the result carries the status (200, 300, 400 or 500), a status text for logs,
 // the user id (the key's Z85 text unless [Config.UserID] says otherwise) and metadata.
 // The rules are pyzmq's and zauth's:
 //
@@ -35,7 +43,9 @@
 //     is per domain; for Cylc, which uses the one domain "*", this is the same.
 //   - Refusals get 400 with a reason ("Unknown domain", "Unknown key", "Address not
 //     allowed", "Address denied", "Unsupported mechanism"); a failing or panicking
-//     callback gets 500, and so does every request after Close.
+//     callback gets 500, and so does every request after Close. A callback error that
+//     wraps [ErrTemporary] gets 300 instead: the server closes without ERROR, as libzmq
+//     does for 300, and a libzmq client tries again later. Nothing else gives 300.
 //
 // Decisions are logged at debug level as "ALLOWED (CURVE)" or "DENIED (CURVE)" with the
 // domain, the address and the key abbreviated to 8 characters; no secret is ever logged.
@@ -96,6 +106,13 @@
 // key or asks a callback (which cannot be enumerated). A key revoked between the handshake
 // and Track is closed at once. Connections are closed from their own goroutines, outside
 // every lock. [Config.KeepRevoked] turns revocation off.
+//
+// # The ZAP wire protocol
+//
+// [Authenticator.ServeZAP] also answers ZAP requests (RFC 27 frames) sent over a ZMTP
+// REP socket with the NULL mechanism, on a loopback TCP address or a Unix socket, for
+// tools that speak ZAP; see [WireServer]. libzmq servers cannot use it: they reach their
+// ZAP handler only through inproc in their own context.
 //
 // # Observability
 //

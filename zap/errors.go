@@ -12,4 +12,9 @@ var (
 	ErrAllowDeny = errors.New("zap: address allow and deny lists are mutually exclusive")
 	// ErrNotDirectory is returned when a key location exists but is not a directory.
 	ErrNotDirectory = errors.New("zap: not a directory")
+	// ErrTemporary, wrapped by the error of a [CurveCallback], makes the handshake fail
+	// with status 300, a temporary failure: the server closes the connection without an
+	// ERROR command, as libzmq does, and a libzmq client tries again later. Any other
+	// callback error gives 500, which a libzmq client takes as final.
+	ErrTemporary = errors.New("zap: temporary failure")
 )

@@ -32,22 +32,25 @@ func TestConcurrentReloads(t *testing.T) {
 	for i := range pool {
 		pool[i] = newKey(t)
 	}
-	// Round r: file slot i holds key (i+r)%poolSize when (i*7+r)%3 != 0, else no file.
-	// Slot poolSize/2 and above are never written, so those keys stay unknown throughout.
+	// Round r: the first poolSize/2 keys shuffled over as many file slots, about a third
+	// of the slots without a file; so each round allows a different subset, and a key
+	// often moves to another file or replaces another key of the same size. Keys
+	// poolSize/2 and above are never written, so those keys stay unknown throughout.
 	expected := make([][]bool, rounds+1)
 	write := func(r int) {
+		rng := rand.New(rand.NewPCG(uint64(r), 3))
+		perm := rng.Perm(poolSize / 2)
 		want := make([]bool, poolSize)
 		for i := range poolSize / 2 {
 			path := filepath.Join(dir, fmt.Sprintf("client_%02d.key", i))
-			if (i*7+r)%3 == 0 {
+			if rng.IntN(3) == 0 {
 				if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 					t.Error(err)
 				}
 				continue
 			}
-			k := (i + r) % (poolSize / 2)
-			want[k] = true
-			if err := os.WriteFile(path, []byte(certText(pool[k])), 0o600); err != nil {
+			want[perm[i]] = true
+			if err := os.WriteFile(path, []byte(certText(pool[perm[i]])), 0o600); err != nil {
 				t.Error(err)
 			}
 		}

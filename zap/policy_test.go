@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -231,12 +232,31 @@ func TestObserveAndStatsJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	for _, field := range []string{"allowed", "denied", "errors", "handshakes", "revoked", "tracked", "keys", "generation", "domains"} {
+	for _, field := range []string{"allowed", "denied", "errors", "temporary", "handshakes", "revoked", "tracked", "keys", "generation", "domains"} {
 		if _, ok := back[field]; !ok {
 			t.Errorf("JSON lacks %q: %s", field, b)
 		}
 	}
 	if _, ok := back["last_reload"]; ok {
 		t.Errorf("JSON has a zero last_reload: %s", b)
+	}
+}
+
+// A callback error that wraps ErrTemporary gives 300, counted apart from the 500s.
+func TestCallbackTemporary(t *testing.T) {
+	a := newAuth(t, Config{})
+	err := a.ConfigureCurveCallback("", func(context.Context, string, key.PublicKey) (bool, error) {
+		return false, fmt.Errorf("key service busy: %w", ErrTemporary)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := a.Authorize(context.Background(), request("", newKey(t)))
+	if r.Status != handshake.StatusTemporary || r.StatusText != "Temporary failure" || r.UserID != "" {
+		t.Fatalf("got %+v, want 300 Temporary failure", r)
+	}
+	if st := a.Stats(); st.Temporary != 1 || st.Errors["callback_error"] != 0 || st.Allowed != 0 {
+		t.Errorf("stats: temporary %d, callback errors %d, allowed %d; want 1, 0, 0",
+			st.Temporary, st.Errors["callback_error"], st.Allowed)
 	}
 }

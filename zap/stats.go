@@ -35,6 +35,9 @@ type Stats struct {
 	// Errors counts Authorize decisions with status 500, by reason: "callback_error",
 	// "closed".
 	Errors map[string]uint64 `json:"errors"`
+	// Temporary counts Authorize decisions with status 300: callback errors wrapping
+	// ErrTemporary.
+	Temporary uint64 `json:"temporary"`
 	// Handshakes counts the outcomes the engine reported through Observe.
 	Handshakes HandshakeStats `json:"handshakes"`
 	// Revoked counts the connections closed because their key was revoked.
@@ -140,6 +143,8 @@ func (a *Authenticator) Stats() Stats {
 			st.Allowed = n
 		case info.status == handshake.StatusDenied:
 			st.Denied[info.slug] = n
+		case info.status == handshake.StatusTemporary:
+			st.Temporary += n
 		default:
 			st.Errors[info.slug] = n
 		}

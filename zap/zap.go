@@ -62,7 +62,7 @@ func (l Layout) String() string {
 
 // CurveCallback decides on a client key for a domain (pyzmq's credentials provider). The
 // domain is the normalised one ("*" for an empty domain). An error makes the handshake fail
-// with status 500. ctx carries the handshake deadline.
+// with status 500, or 300 if it wraps [ErrTemporary]. ctx carries the handshake deadline.
 type CurveCallback func(ctx context.Context, domain string, client key.PublicKey) (bool, error)
 
 // Config configures an [Authenticator]. The zero value is ready to use.
