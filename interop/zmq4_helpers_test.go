@@ -433,7 +433,7 @@ func zmq4NoLeaks(t *testing.T) {
 		}
 		if len(extra) > 0 {
 			sort.Strings(extra)
-			t.Errorf("%d file descriptors left open: %s", len(extra), strings.Join(extra, ", "))
+			t.Errorf("file descriptors left open (%d): %s", len(extra), strings.Join(extra, ", "))
 		}
 		goleak.VerifyNone(t, ignore, goleak.IgnoreAnyFunction(zmq4PubWriter))
 	})

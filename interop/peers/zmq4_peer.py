@@ -13,6 +13,7 @@ handler that never answers: the server stops mid-handshake, after WELCOME, and p
 {"event": "monitor", "name": "ZAP_REQUEST_HELD"} for each request it holds. --null
 makes a NULL-mechanism socket instead. --hwm sets ZMQ_SNDHWM and ZMQ_RCVHWM (0:
 unlimited, so that a PUB drops nothing). A SUB subscribes to each --subscribe topic.
+--send-on-connect=TEXT queues a message right after connect(), before any handshake.
 
 Then it obeys the commands on stdin described in zmqpeer.py; monitor events are
 reported there too. Keys are Z85 text; pass them as --secret=KEY (Z85 may start
@@ -65,6 +66,7 @@ def main():
     parser.add_argument("--null", action="store_true", help="NULL mechanism, no CURVE")
     parser.add_argument("--hwm", type=int, default=None, help="ZMQ_SNDHWM and ZMQ_RCVHWM")
     parser.add_argument("--subscribe", action="append", default=[], help="SUB topic")
+    parser.add_argument("--send-on-connect", help="client: a one-frame message queued right after connect()")
     args = parser.parse_args()
     if args.null == bool(args.secret):
         parser.error("give exactly one of --secret and --null")
@@ -104,6 +106,10 @@ def main():
         zmqpeer.emit("ready", port=port)
     else:
         sock.connect(args.connect)
+        if args.send_on_connect is not None:
+            # The connection's pipe exists from connect() on, whatever the handshake
+            # does later: this never blocks, and goes out only if a handshake succeeds.
+            sock.send(args.send_on_connect.encode(), zmq.DONTWAIT)
         zmqpeer.emit("ready")
 
     zmqpeer.run_commands(sock)
