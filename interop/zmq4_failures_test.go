@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -453,4 +454,49 @@ func zmq4StalledServer(t *testing.T, p zmq4Pair) {
 		t.Fatalf("event %v", e)
 	}
 	py.waitMonitor("HANDSHAKE_FAILED_NO_DETAIL")
+}
+
+// A handshake that a libzmq server stalls should fail as a timeout, whatever the timing:
+// errors.Is(err, os.ErrDeadlineExceeded) for Dial's error and for the event's.
+//
+// Known bug in curve (transport.go): on the dial side, zconn.armTimer closes the
+// connection when the handshake deadline passes without zmq4's NULL handshake having
+// completed, and the CURVE handshake that is still waiting for READY (Conn.finishSplit,
+// inside zmq4's Open) has the very same deadline on its read. Whichever fires first
+// wins: when the timer does, the read fails on a closed connection and the handshake's
+// error, Dial's error and the event's Err are all ErrClosed ("curve: use of closed
+// connection"), which neither says that the deadline passed nor satisfies
+// os.ErrDeadlineExceeded or net.Error.Timeout. Seen for about half of the attempts.
+func TestZmq4StalledHandshakeIsTimeout(t *testing.T) {
+	t.Skip("known bug: a zmq4 client's stalled handshake often fails with ErrClosed, not a timeout (zconn.armTimer races the handshake's read deadline)")
+	t.Parallel()
+	srv := newKeyPair(t)
+	py := startZmq4Peer(t, "--type=REP", "--bind", "--secret="+z85Secret(srv), "--zap-stall")
+	addr := fmt.Sprintf("curve://127.0.0.1:%d", py.ready())
+	const attempts = 16 // concurrent, so that the race goes the wrong way at least once
+	errs := make(chan error, 2*attempts)
+	for i := 0; i < attempts; i++ {
+		ev := newEventLog()
+		sock := newZmq4Socket(t, zmq4.NewReq, &curve.Config{KeyPair: newKeyPair(t), ServerKey: srv.Public, Events: ev.add,
+			HandshakeTimeout: zmq4StallDeadline}, zmq4.WithDialerMaxRetries(0))
+		go func() {
+			errs <- sock.Dial(addr)
+			select {
+			case e := <-ev.ch:
+				errs <- e.Err
+			case <-time.After(eventWait):
+				errs <- errors.New("no handshake event")
+			}
+		}()
+	}
+	for i := 0; i < 2*attempts; i++ {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("got %v, want a timeout", err)
+			}
+		case <-time.After(handshakeWait):
+			t.Fatal("a Dial did not return")
+		}
+	}
 }
