@@ -182,7 +182,7 @@ func zmq4RefusedByLibzmq(t *testing.T, p zmq4Pair) {
 	py, addr := zmq4ServerPeer(t, p.server, srv, []curve.PublicKey{other.Public})
 	ev := newEventLog()
 	sock := newZmq4Socket(t, p.newClient, &curve.Config{KeyPair: cli, ServerKey: srv.Public, Events: ev.add,
-		HandshakeTimeout: handshakeWait}, zmq4ClientOpts(p.client)...)
+		HandshakeTimeout: handshakeWait}, zmq4ClientOpts(p.client, zmq4.WithDialerMaxRetries(0))...)
 	start := time.Now()
 	err := sock.Dial("curve://" + addr)
 	var ae *curve.AuthError

@@ -148,8 +148,9 @@ func (s *zmq4Socket) pump() {
 // deadline.
 func (s *zmq4Socket) recvErr(d time.Duration) (zmq4.Msg, error) {
 	var ch <-chan zmq4Result
+	var done <-chan struct{} // the pump's end: nothing more will come
 	if s.rx != nil {
-		ch = s.rx
+		ch, done = s.rx, s.pumpDone
 	} else {
 		c := make(chan zmq4Result, 1)
 		go func() { m, err := s.Socket.Recv(); c <- zmq4Result{m, err} }()
@@ -167,6 +168,8 @@ func (s *zmq4Socket) recvErr(d time.Duration) (zmq4.Msg, error) {
 	case r := <-ch:
 		ch = nil
 		return r.m, r.err
+	case <-done:
+		return zmq4.Msg{}, errors.New("socket closed")
 	case <-timer.C:
 		return zmq4.Msg{}, fmt.Errorf("no message within %v", d)
 	}

@@ -55,7 +55,7 @@ func newZmq4Session(t *testing.T, p zmq4Pair, goServer bool) *zmq4Session {
 		s.py, addr = zmq4ServerPeer(t, p.server, srv, []curve.PublicKey{cli.Public}, peerArgs...)
 		s.relay = startZmq4Relay(t, addr)
 		s.sock = newZmq4Socket(t, p.newClient, &curve.Config{KeyPair: cli, ServerKey: srv.Public,
-			Events: s.ev.add, HandshakeTimeout: handshakeWait}, zmq4ClientOpts(p.client)...)
+			Events: s.ev.add, HandshakeTimeout: handshakeWait}, zmq4ClientOpts(p.client, zmq4.WithDialerMaxRetries(0))...)
 		if err := s.sock.Dial("curve://" + s.relay.addr()); err != nil {
 			t.Fatalf("Dial: %v", err)
 		}
