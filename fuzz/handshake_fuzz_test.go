@@ -85,9 +85,9 @@ func mutator(s *script) func(string, []byte) []byte {
 // authenticates any key but the client's real one (the vouch can only be made with the
 // client's secret); and that a completed session opens exactly what it should.
 func FuzzHandshake(f *testing.F) {
-	f.Add([]byte{})                                          // nothing mutated: must succeed
-	f.Add([]byte{1, 0, 3, 0, 0})                             // flip a bit of HELLO's plaintext
-	f.Add(bytes.Repeat([]byte{0, 0, 0, 0, 0}, 3))            // nothing, explicitly
+	f.Add([]byte{})                                           // nothing mutated: must succeed
+	f.Add([]byte{1, 0, 3, 0, 0})                              // flip a bit of HELLO's plaintext
+	f.Add(bytes.Repeat([]byte{0, 0, 0, 0, 0}, 3))             // nothing, explicitly
 	f.Add(append(bytes.Repeat([]byte{0}, 15), 2, 0, 0, 0, 9)) // set a byte of the vouch
 	f.Add(append(bytes.Repeat([]byte{0}, 20), 4, 0, 5, 7, 1)) // extend INITIATE's plaintext
 	f.Add(append(bytes.Repeat([]byte{0}, 45), 2, 0, 7, 0, 0)) // message nonce
