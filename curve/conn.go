@@ -324,14 +324,14 @@ func (c *Conn) serverAuth(ctx context.Context, meta Metadata) error {
 	if reply != nil {
 		// ERROR 400 or 500; then give the client a moment to read it and hang up.
 		if werr := c.writeCommand(reply); werr == nil {
-			c.linger(time.Now().Add(errorLinger))
+			c.linger(time.Now().Add(errorLinger), true)
 		}
 	} else {
 		// 300: as libzmq, say nothing and keep the connection until the handshake
 		// deadline, so the client does not retry at once.
 		stop()
 		stop = func() {}
-		c.linger(c.deadline)
+		c.linger(c.deadline, false)
 	}
 	return err
 }
@@ -392,6 +392,19 @@ func (c *Conn) finishHandshake(err error) {
 	}
 	c.lastRecv.Store(time.Now().UnixNano())
 	c.hsDone.Store(true)
+	// The writer and the heartbeat start before anyone else hears of the connection (a
+	// Tracker may close it at once, from another goroutine); a Close that came first wins.
+	c.wmu.Lock()
+	if !c.closing {
+		c.writing = true
+		c.writerDone = make(chan struct{})
+		go c.writeLoop()
+		if c.cfg.HeartbeatInterval > 0 {
+			c.hbStop, c.hbDone = make(chan struct{}), make(chan struct{})
+			go c.heartbeat()
+		}
+	}
+	c.wmu.Unlock()
 	c.emit(nil)
 	if !c.isClient {
 		if t, ok := c.cfg.Authorizer.(handshake.Tracker); ok {
@@ -400,13 +413,6 @@ func (c *Conn) finishHandshake(err error) {
 		if c.cfg.OnAuthenticated != nil {
 			c.cfg.OnAuthenticated(c.peer)
 		}
-	}
-	c.writing = true
-	c.writerDone = make(chan struct{})
-	go c.writeLoop()
-	if c.cfg.HeartbeatInterval > 0 {
-		c.hbStop, c.hbDone = make(chan struct{}), make(chan struct{})
-		go c.heartbeat()
 	}
 }
 
@@ -450,10 +456,11 @@ func (c *Conn) emit(err error) {
 	c.cfg.Events(ev)
 }
 
-// linger half-closes the connection and reads until the peer hangs up or until, so that
-// what we last wrote is not lost to a reset.
-func (c *Conn) linger(until time.Time) {
-	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && until.Sub(time.Now()) <= errorLinger {
+// linger reads and discards until the peer hangs up or until, so that what we last wrote
+// is not lost to a reset; with halfClose it first shuts our side down, telling the peer
+// we are done (after ERROR), otherwise it stays silent (after a 300).
+func (c *Conn) linger(until time.Time, halfClose bool) {
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && halfClose {
 		cw.CloseWrite()
 	}
 	c.conn.SetReadDeadline(until)

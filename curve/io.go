@@ -288,21 +288,21 @@ func (c *Conn) Close() error {
 		c.closed.Store(true)
 		c.wmu.Lock()
 		c.closing = true
-		writing := c.writing
+		writing, writerDone, hbStop, hbDone := c.writing, c.writerDone, c.hbStop, c.hbDone
 		c.work.Broadcast()
 		c.space.Broadcast()
 		c.wmu.Unlock()
 		if writing {
 			select {
-			case <-c.writerDone:
+			case <-writerDone:
 			case <-time.After(closeLinger):
 				c.conn.SetWriteDeadline(time.Unix(1, 0))
-				<-c.writerDone
+				<-writerDone
 			}
 		}
-		if c.hbStop != nil {
-			close(c.hbStop)
-			<-c.hbDone
+		if hbStop != nil {
+			close(hbStop)
+			<-hbDone
 		}
 		err = c.conn.Close()
 		// Wait for any handshake, receive or send in progress to let go, then wipe.

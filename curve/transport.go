@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -289,10 +290,12 @@ type zconn struct {
 	rerr     error // why no more bytes will come, once rq drains
 	readDone chan struct{}
 
-	timerMu sync.Mutex
-	timer   *time.Timer
-	expired chan struct{}
-	open    chan struct{} // closed once zmq4's NULL handshake has been answered
+	timerMu   sync.Mutex
+	timer     *time.Timer
+	finishing bool // the CURVE handshake's second half has begun: its own deadline rules
+	timedOut  bool // the timer fired first
+	expired   chan struct{}
+	open      chan struct{} // closed once zmq4's NULL handshake has been answered
 }
 
 const (
@@ -328,11 +331,15 @@ func (z *zconn) armTimer() {
 	defer z.timerMu.Unlock()
 	c, _ := z.current()
 	z.timer = time.AfterFunc(time.Until(c.deadline), func() {
-		select {
-		case <-z.open:
+		z.timerMu.Lock()
+		if z.finishing {
+			// The handshake under way has the same deadline and ends itself, so the
+			// caller learns it timed out rather than that we closed it.
+			z.timerMu.Unlock()
 			return
-		default:
 		}
+		z.timedOut = true
+		z.timerMu.Unlock()
 		z.Close()
 		close(z.expired)
 	})
@@ -433,6 +440,13 @@ func (z *zconn) finish(c *Conn, flags byte, body []byte) error {
 		return z.fail(err)
 	}
 	z.meta = ours
+	z.timerMu.Lock()
+	late := z.timedOut
+	z.finishing = true
+	z.timerMu.Unlock()
+	if late {
+		return z.fail(fmt.Errorf("curve: handshake deadline passed before zmq4's READY: %w", os.ErrDeadlineExceeded))
+	}
 	if err := c.finishSplit(z.life, ours); err != nil {
 		return z.fail(err)
 	}

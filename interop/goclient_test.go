@@ -169,16 +169,11 @@ func TestGoClientAgainstLibzmqNullServer(t *testing.T) {
 	}
 }
 
-// Dial to a libzmq NULL server should fail with an error that says why: a mechanism
-// mismatch naming NULL, reported as HANDSHAKE_FAILED_PROTOCOL ZMTP_MECHANISM_MISMATCH, as
-// a libzmq CURVE client reports it.
-//
-// It does not. libzmq sends its greeting in pieces as it reads ours: the 10-byte
-// signature at once, the rest only after it has read our version byte. We send our 64
-// bytes in one write, so libzmq reads all of them at once, finds CURVE where it wants
-// NULL and closes the connection having sent only its signature. ReadGreeting then
-// fails with a bare EOF, which Dial returns as "curve: handshake with ADDR: EOF" and the
-// Events callback reports as HANDSHAKE_FAILED_NO_DETAIL.
+// Dial to a libzmq NULL server fails with an error that says why: a mechanism mismatch
+// naming NULL, reported as HANDSHAKE_FAILED_PROTOCOL ZMTP_MECHANISM_MISMATCH, as a libzmq
+// CURVE client reports it. libzmq sends the rest of its greeting only after it has read
+// our version byte, and closes on a mismatch as soon as it has our whole greeting; so we
+// send ours in the same two pieces (signature and version, then the rest).
 func TestGoClientAgainstLibzmqNullServerSaysWhy(t *testing.T) {
 	t.Parallel()
 	srv, cli := newKeyPair(t), newKeyPair(t)

@@ -194,8 +194,10 @@ func TestLibzmqClientWrongServerKey(t *testing.T) {
 	}
 }
 
-// A libzmq client without CURVE is refused: it never gets a reply, and libzmq itself
-// reports ZMTP_MECHANISM_MISMATCH, having read our greeting.
+// A libzmq client without CURVE is refused, and libzmq itself reports
+// ZMTP_MECHANISM_MISMATCH, having read our greeting. (That a message it queued never
+// arrives is checked by the zmq4 matrix, which queues it before the handshake: queued
+// after the handshake failed, libzmq has no pipe left and the send itself would block.)
 func TestLibzmqNullClientRefused(t *testing.T) {
 	t.Parallel()
 	srv := newKeyPair(t)
@@ -203,25 +205,21 @@ func TestLibzmqNullClientRefused(t *testing.T) {
 	s := startGoServer(t, &curve.Config{KeyPair: srv, SocketType: "REP", Events: ev.add})
 	py := startPeer(t, "client.py", "--type=REQ", "--connect=tcp://"+s.addr, "--null")
 	py.ready()
-	py.send(0, msg("plain text"))
 	if e := ev.next(t); e.Kind == curve.EventHandshakeSucceeded {
 		t.Fatalf("event %v", e)
 	}
 	if v := py.waitMonitor("HANDSHAKE_FAILED_PROTOCOL"); v != handshake.CodeMechanismMismatch {
 		t.Fatalf("libzmq HANDSHAKE_FAILED_PROTOCOL value %#x, want ZMTP_MECHANISM_MISMATCH", v)
 	}
-	py.recvNothing(noReplyWait)
 	if py.monitorCount("HANDSHAKE_SUCCEEDED") != 0 {
 		t.Fatal("libzmq reports a successful handshake")
 	}
 }
 
-// Our server should report a libzmq NULL client as HANDSHAKE_FAILED_PROTOCOL
-// ZMTP_MECHANISM_MISMATCH, as libzmq does. It reports HANDSHAKE_FAILED_NO_DETAIL with a
-// bare EOF: our server sends its 64 greeting bytes in one write, the libzmq client reads
-// them before it has written anything, finds CURVE where it wants NULL, and closes
-// without sending a byte, so our server never sees the client's mechanism (see
-// TestGoClientAgainstLibzmqNullServerSaysWhy for the other direction).
+// Our server reports a libzmq NULL client as HANDSHAKE_FAILED_PROTOCOL
+// ZMTP_MECHANISM_MISMATCH, as libzmq does. This needs the greeting sent as libzmq sends
+// its own (signature and version first, the rest once the peer's have arrived): given all
+// 64 bytes at once, libzmq closes on the mismatch without ever sending its mechanism.
 func TestLibzmqNullClientRefusedSaysWhy(t *testing.T) {
 	t.Parallel()
 	srv := newKeyPair(t)

@@ -11,18 +11,9 @@ import (
 	"github.com/curvezmq/curvezmq/handshake"
 )
 
-// Tests of bugs found outside this package, in package curve. They fail today, so they
-// run only when CURVEZMQ_KNOWN_BUGS is set:
-//
-//	CURVEZMQ_KNOWN_BUGS=1 go test -race -run KnownBug ./zap/
-const knownBugsEnv = "CURVEZMQ_KNOWN_BUGS"
-
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv(knownBugsEnv) == "" {
-		t.Skipf("known bug in package curve (set %s=1 to run): %s", knownBugsEnv, what)
-	}
-}
+// Regression tests for two bugs these tests found in package curve: a Close from a
+// Tracker racing with the end of the handshake, and a 300 refusal half-closing before the
+// handshake deadline.
 
 // revokeOnAllow is an Authenticator whose allowed keys are revoked the moment they are
 // allowed: the key file is removed and the directory reloaded before the decision
@@ -52,8 +43,8 @@ func (r revokeOnAllow) Authorize(ctx context.Context, req *handshake.Request) ha
 // Track returns (c.writing, c.writerDone, the writer and heartbeat goroutines, and the
 // assignment of c.untrack), none of it under the lock that Close takes, so Close races
 // with it. The race detector reports it.
-func TestKnownBugCurveCloseDuringFinishHandshake(t *testing.T) {
-	knownBug(t, "Conn.Close from a Tracker races with finishHandshake")
+func TestCurveCloseDuringFinishHandshake(t *testing.T) {
+
 	srv := newClientKey(t)
 	for range 20 {
 		dir := t.TempDir()
@@ -111,8 +102,8 @@ func TestKnownBugCurveCloseDuringFinishHandshake(t *testing.T) {
 // case with a HandshakeTimeout of 1 s or less, curve.Conn.linger half-closes the
 // connection at once (its test "until.Sub(time.Now()) <= errorLinger" meant to tell the
 // ERROR case from the 300 case), and the client sees EOF within milliseconds.
-func TestKnownBugCurve300HalfClosesBeforeDeadline(t *testing.T) {
-	knownBug(t, "a 300 refusal half-closes at once when the handshake deadline is within 1 s")
+func TestCurve300SilentUntilDeadline(t *testing.T) {
+
 	const deadline = 500 * time.Millisecond
 	a := newAuth(t, Config{})
 	err := a.ConfigureCurveCallback("", func(context.Context, string, key.PublicKey) (bool, error) {
