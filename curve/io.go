@@ -92,8 +92,8 @@ func (c *Conn) queueLocked(flags byte, payload []byte, force bool) error {
 	off := len(c.wbuf)
 	c.wbuf = slices.Grow(c.wbuf, need)[:off+need]
 	hl := zmtp.PutHeader(c.wbuf[off:], 0, body) // outer flags 0x00/0x02, as libzmq
-	copy(c.wbuf[off+hl+handshake.MessageOverhead:], payload)
-	if err := c.sess.SealMessage(c.wbuf[off+hl:], flags); err != nil {
+	// Sealed straight from the caller's bytes into the buffer the writer sends.
+	if err := c.sess.SealMessageFrom(c.wbuf[off+hl:off+need], flags, payload); err != nil {
 		c.wbuf = c.wbuf[:off]
 		c.werr = err
 		return err
@@ -175,20 +175,29 @@ func (c *Conn) RecvFrame(dst []byte) (frame []byte, more bool, err error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	off := len(dst)
 	for {
-		flags, payload, err := c.recvLocked()
+		flags, out, err := c.recvLocked(dst[:off])
 		if err != nil {
-			return dst, false, err
+			return dst[:off], false, err
 		}
 		if flags&handshake.MessageCommand == 0 {
-			return append(dst, payload...), flags&handshake.MessageMore != 0, nil
+			return out, flags&handshake.MessageMore != 0, nil
 		}
-		if sub, topic, ok := zmtp.ParseSubscription(payload); ok {
-			return zmtp.AppendSubscription(dst, sub, topic, false), false, nil
+		// A command, decrypted into dst: a subscription is rewritten there in the 3.0
+		// form; anything else is handled and dropped.
+		if sub, topic, ok := zmtp.ParseSubscription(out[off:]); ok {
+			n := copy(out[off+1:], topic) // the topic moves down over the command's name
+			out[off] = 0
+			if sub {
+				out[off] = 1
+			}
+			return out[:off+1+n], false, nil
 		}
-		if err := c.handleCommand(payload); err != nil {
-			return dst, false, err
+		if err := c.handleCommand(out[off:]); err != nil {
+			return dst[:off], false, err
 		}
+		dst = out
 	}
 }
 
@@ -211,14 +220,15 @@ func (c *Conn) Recv(msg [][]byte) ([][]byte, error) {
 	}
 }
 
-// recvLocked reads and opens the next MESSAGE. Any failure kills the connection.
-func (c *Conn) recvLocked() (flags byte, payload []byte, err error) {
+// recvLocked reads the next MESSAGE and decrypts its payload, appending it to dst. Any
+// failure kills the connection.
+func (c *Conn) recvLocked(dst []byte) (flags byte, out []byte, err error) {
 	if c.rerr != nil {
-		return 0, nil, c.rerr
+		return 0, dst, c.rerr
 	}
 	_, body, err := c.readFrame(c.cfg.maxMessage() + handshake.MessageOverhead)
 	if err == nil {
-		flags, payload, err = c.sess.OpenMessage(body)
+		flags, dst, err = c.sess.OpenMessageTo(dst, body)
 	}
 	if err != nil {
 		if errors.Is(err, zmtp.ErrTooLarge) {
@@ -233,9 +243,9 @@ func (c *Conn) recvLocked() (flags byte, payload []byte, err error) {
 		} else {
 			c.rerr = nil // a user deadline: the connection is still good
 		}
-		return 0, nil, err
+		return 0, dst, err
 	}
-	return flags, payload, nil
+	return flags, dst, nil
 }
 
 func isTimeout(err error) bool {

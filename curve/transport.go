@@ -357,6 +357,11 @@ func (z *zconn) stopTimer() {
 func (z *zconn) Write(p []byte) (int, error) {
 	z.wmu.Lock()
 	defer z.wmu.Unlock()
+	return z.write(p)
+}
+
+// write is Write with wmu held.
+func (z *zconn) write(p []byte) (int, error) {
 	n := len(p)
 	c, _ := z.current()
 	if z.phase == phaseOpen && len(z.pending) == 0 {
@@ -375,6 +380,27 @@ func (z *zconn) Write(p []byte) (int, error) {
 			p = p[hl+int(size):]
 		}
 		if len(p) == 0 {
+			return n, nil
+		}
+	}
+	if z.phase == phaseOpen && len(z.pending) > 0 && len(z.pending) < 9 {
+		// zmq4 writes a frame's header and its body in separate calls: with a lone header
+		// pending and the body here, seal the body where it lies.
+		hdr := append(z.pending[:len(z.pending):len(z.pending)], p[:min(len(p), 9-len(z.pending))]...)
+		flags, size, hl, err := zmtp.ParseHeader(hdr, c.cfg.maxMessage())
+		if err != nil {
+			return 0, z.fail(err)
+		}
+		if hl == len(z.pending) && uint64(len(p)) >= size {
+			if err := z.sendFrame(flags, p[:size]); err != nil {
+				return 0, err
+			}
+			z.pending = z.pending[:0]
+			if rest := p[size:]; len(rest) > 0 {
+				if _, err := z.write(rest); err != nil {
+					return 0, err
+				}
+			}
 			return n, nil
 		}
 	}

@@ -73,6 +73,60 @@ func openInPlace(buf []byte, nonce *[24]byte, k *[32]byte) bool {
 	return ok
 }
 
+// sealTo writes the box of head ‖ msg into out (len(out) == tagSize+1+len(msg)): the
+// plaintext is one byte, head, then msg, read from where it lies (no copy). This is how a
+// MESSAGE, flags and payload, is sealed from the caller's buffer into the one that is sent.
+func sealTo(out []byte, head byte, msg []byte, nonce *[24]byte, k *[32]byte) {
+	var subKey, polyKey [32]byte
+	var counter [16]byte
+	var block [64]byte
+	xsalsaSetup(&subKey, &counter, nonce, k)
+	salsa.XORKeyStream(block[:], block[:], &counter, &subKey)
+	copy(polyKey[:], block[:32])
+	ct := out[tagSize:]
+	// Plaintext bytes 0..31 use block 0's second half: head, then up to 31 bytes of msg.
+	ct[0] = head ^ block[32]
+	first := min(len(msg), 31)
+	subtle.XORBytes(ct[1:1+first], msg[:first], block[33:33+first])
+	if len(msg) > first {
+		counter[8] = 1
+		salsa.XORKeyStream(ct[1+first:], msg[first:], &counter, &subKey)
+	}
+	poly1305.Sum((*[16]byte)(out[:tagSize]), ct, &polyKey)
+	clear(subKey[:])
+	clear(polyKey[:])
+	clear(block[:])
+}
+
+// openTo checks the box in buf and decrypts it, except its first plaintext byte, into out
+// (len(out) == len(buf)-tagSize-1), leaving buf unchanged; it returns that first byte.
+func openTo(out, buf []byte, nonce *[24]byte, k *[32]byte) (head byte, ok bool) {
+	if len(buf) < tagSize+1 || len(out) != len(buf)-tagSize-1 {
+		return 0, false
+	}
+	var subKey, polyKey [32]byte
+	var counter [16]byte
+	var block [64]byte
+	xsalsaSetup(&subKey, &counter, nonce, k)
+	salsa.XORKeyStream(block[:], block[:], &counter, &subKey)
+	copy(polyKey[:], block[:32])
+	ct := buf[tagSize:]
+	ok = poly1305.Verify((*[16]byte)(buf[:tagSize]), ct, &polyKey)
+	if ok {
+		head = ct[0] ^ block[32]
+		first := min(len(out), 31)
+		subtle.XORBytes(out[:first], ct[1:1+first], block[33:33+first])
+		if len(out) > first {
+			counter[8] = 1
+			salsa.XORKeyStream(out[first:], ct[1+first:], &counter, &subKey)
+		}
+	}
+	clear(subKey[:])
+	clear(polyKey[:])
+	clear(block[:])
+	return head, ok
+}
+
 // seal appends the box of msg (tag, then ciphertext) to dst.
 func seal(dst, msg []byte, nonce *[24]byte, k *[32]byte) []byte {
 	n := len(dst)

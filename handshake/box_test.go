@@ -75,3 +75,35 @@ func TestBoxPrecomputedIsBox(t *testing.T) {
 		t.Fatal("box.Open refused our box")
 	}
 }
+
+// TestSealToOpenTo: the out-of-place forms give the bytes of the in-place ones (so those of
+// nacl/secretbox) for every size around the first block's boundary, and reject any flip.
+func TestSealToOpenTo(t *testing.T) {
+	var k [32]byte
+	var n [24]byte
+	rand.Read(k[:])
+	for _, size := range []int{0, 1, 30, 31, 32, 33, 63, 64, 65, 1000, 65536} {
+		rand.Read(n[:])
+		msg := make([]byte, size)
+		rand.Read(msg)
+		plain := append([]byte{0x81}, msg...)
+		want := secretbox.Seal(nil, plain, &n, &k)
+		out := make([]byte, tagSize+1+size)
+		sealTo(out, 0x81, msg, &n, &k)
+		if !bytes.Equal(out, want) {
+			t.Fatalf("size %d: sealTo differs from secretbox.Seal", size)
+		}
+		got := make([]byte, size)
+		head, ok := openTo(got, want, &n, &k)
+		if !ok || head != 0x81 || !bytes.Equal(got, msg) {
+			t.Fatalf("size %d: openTo failed", size)
+		}
+		for _, i := range []int{0, tagSize, len(want) - 1} {
+			bad := bytes.Clone(want)
+			bad[i] ^= 1
+			if _, ok := openTo(got, bad, &n, &k); ok {
+				t.Fatalf("size %d: flipped byte %d opened", size, i)
+			}
+		}
+	}
+}

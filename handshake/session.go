@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -91,6 +92,55 @@ func (s *Session) SealMessage(body []byte, flags byte) error {
 	n := shortNonce(&s.sendPrefix, s.sendNonce)
 	sealInPlace(body[16:], &n, &s.key)
 	return nil
+}
+
+// SealMessageFrom writes into body (33+len(payload) bytes) a MESSAGE command body carrying
+// payload with flags, encrypting payload from where it lies: one pass over the bytes, no
+// copy. payload and body must not overlap.
+func (s *Session) SealMessageFrom(body []byte, flags byte, payload []byte) error {
+	if len(body) != MessageOverhead+len(payload) {
+		return fmt.Errorf("handshake: MESSAGE buffer of %d bytes for %d", len(body), len(payload))
+	}
+	if s.dead.Load() {
+		return s.Err()
+	}
+	if s.sendNonce == math.MaxUint64 {
+		return s.kill(fmt.Errorf("%w: send nonce exhausted", ErrNonce))
+	}
+	s.sendNonce++
+	if s.tamper != nil {
+		s.sendNonce = tamperNonce(s.tamper, "message-nonce", s.sendNonce)
+	}
+	copy(body[:8], nameMessage)
+	binary.BigEndian.PutUint64(body[8:16], s.sendNonce)
+	n := shortNonce(&s.sendPrefix, s.sendNonce)
+	sealTo(body[16:], flags&messageFlags, payload, &n, &s.key)
+	return nil
+}
+
+// OpenMessageTo checks and decrypts a MESSAGE command body, appending its payload to dst
+// (one pass, no copy; body is left as it was). It returns the flags and the grown dst, and
+// fails, killing the session, as OpenMessage does.
+func (s *Session) OpenMessageTo(dst, body []byte) (flags byte, out []byte, err error) {
+	if s.dead.Load() {
+		return 0, dst, s.Err()
+	}
+	var m messageCmd
+	if err := m.unmarshal(body); err != nil {
+		return 0, dst, s.kill(err)
+	}
+	if m.nonce <= s.recvNonce {
+		return 0, dst, s.kill(protoErr(CodeInvalidSequence, ErrNonce, "MESSAGE nonce %d after %d", m.nonce, s.recvNonce))
+	}
+	n := shortNonce(&s.recvPrefix, m.nonce)
+	off := len(dst)
+	dst = slices.Grow(dst, len(m.box)-tagSize-1)[:off+len(m.box)-tagSize-1]
+	head, ok := openTo(dst[off:], m.box, &n, &s.key)
+	if !ok {
+		return 0, dst[:off], s.kill(protoErr(CodeCryptographic, ErrCrypto, "MESSAGE box does not open"))
+	}
+	s.recvNonce = m.nonce
+	return head & messageFlags, dst, nil
 }
 
 // Seal appends to dst a MESSAGE command body carrying payload with flags.
