@@ -24,6 +24,8 @@ const (
 	greetingMinor = 0
 	// readBufSize is the initial read buffer: many small MESSAGEs per read syscall.
 	readBufSize = 128 << 10
+	// readBufMax bounds how far the read buffer grows to hold several large frames.
+	readBufMax = 4 << 20
 	// writeHighWater is how many sealed bytes may wait for the writer before Send blocks.
 	writeHighWater = 4 << 20
 	// closeLinger bounds how long Close waits for queued messages to be written.
@@ -71,15 +73,19 @@ type Conn struct {
 	wmu        sync.Mutex
 	work       sync.Cond // the writer waits for bytes
 	space      sync.Cond // senders wait for room
-	wbuf       []byte    // sealed frames waiting for the writer
+	wbuf       []byte    // frames waiting for the writer (plaintext records; see queueLocked)
 	wspare     []byte    // the writer's previous buffer, for reuse
 	werr       error
 	writerIdle bool
 	writing    bool // the writer goroutine runs
 	midMessage bool // the last frame queued had MORE
-	pending    [][]byte
-	closing    bool
-	writerDone chan struct{}
+	// sealInWriter makes the writer goroutine seal frames, not the callers: set for the
+	// zmq4 transport, whose callers are zmq4's short-lived goroutines (one per message),
+	// whose stacks would grow on every message to hold the cryptography.
+	sealInWriter bool
+	pending      [][]byte
+	closing      bool
+	writerDone   chan struct{}
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -536,6 +542,14 @@ func (c *Conn) readFrame(max uint64) (flags byte, body []byte, err error) {
 func (c *Conn) fill(need int) error {
 	if c.rbuf == nil {
 		c.rbuf = make([]byte, readBufSize)
+	}
+	// Once authenticated, frames of a size that fills the buffer in few reads make it grow
+	// to hold about eight of them (up to 4 MiB), so that moving a partial frame to the
+	// front is rare; the buffer still grows only when full of bytes actually received.
+	if want := min(8*need, readBufMax); c.hsDone.Load() && want > len(c.rbuf) && c.rend == len(c.rbuf) && c.rpos > 0 {
+		nb := make([]byte, want)
+		c.rend = copy(nb, c.rbuf[c.rpos:c.rend])
+		c.rpos, c.rbuf = 0, nb
 	}
 	if c.rpos > 0 && (c.rpos+need > len(c.rbuf) || c.rpos == c.rend) {
 		n := copy(c.rbuf, c.rbuf[c.rpos:c.rend])

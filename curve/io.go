@@ -2,6 +2,7 @@ package curve
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -75,8 +76,10 @@ func (c *Conn) sendFrame(b []byte, flags byte) error {
 	return c.queueLocked(flags, b, false)
 }
 
-// queueLocked seals one frame into the write buffer and wakes the writer. Unless force is
-// set (PING and PONG, which must not wait behind data), it waits while the buffer is full.
+// queueLocked seals one frame into the write buffer and wakes the writer; on a connection
+// whose writer seals (sealInWriter), it queues the frame's plaintext instead. Unless force
+// is set (PING and PONG, which must not wait behind data), it waits while the buffer is
+// full.
 func (c *Conn) queueLocked(flags byte, payload []byte, force bool) error {
 	body := handshake.MessageOverhead + len(payload)
 	need := zmtp.HeaderSize(body) + body
@@ -89,14 +92,21 @@ func (c *Conn) queueLocked(flags byte, payload []byte, force bool) error {
 	if c.closing {
 		return ErrClosed
 	}
-	off := len(c.wbuf)
-	c.wbuf = slices.Grow(c.wbuf, need)[:off+need]
-	hl := zmtp.PutHeader(c.wbuf[off:], 0, body) // outer flags 0x00/0x02, as libzmq
-	// Sealed straight from the caller's bytes into the buffer the writer sends.
-	if err := c.sess.SealMessageFrom(c.wbuf[off+hl:off+need], flags, payload); err != nil {
-		c.wbuf = c.wbuf[:off]
-		c.werr = err
-		return err
+	if c.sealInWriter {
+		// A record for the writer to seal: flags, the payload's length, the payload.
+		n := len(payload)
+		c.wbuf = append(c.wbuf, flags, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		c.wbuf = append(c.wbuf, payload...)
+	} else {
+		off := len(c.wbuf)
+		c.wbuf = slices.Grow(c.wbuf, need)[:off+need]
+		hl := zmtp.PutHeader(c.wbuf[off:], 0, body) // outer flags 0x00/0x02, as libzmq
+		// Sealed straight from the caller's bytes into the buffer the writer sends.
+		if err := c.sess.SealMessageFrom(c.wbuf[off+hl:off+need], flags, payload); err != nil {
+			c.wbuf = c.wbuf[:off]
+			c.werr = err
+			return err
+		}
 	}
 	if flags&handshake.MessageCommand == 0 {
 		c.midMessage = flags&handshake.MessageMore != 0
@@ -131,9 +141,12 @@ func (c *Conn) queueCommand(body []byte) error {
 }
 
 // writeLoop writes what senders queue, swapping buffers so that sealing continues while a
-// write is in the kernel.
+// write is in the kernel. On a sealInWriter connection it seals each batch first, off every
+// caller's lock and goroutine.
 func (c *Conn) writeLoop() {
 	defer close(c.writerDone)
+	var sealed []byte // sealInWriter: the batch being written; only the writer touches it
+	defer func() { clear(sealed) }()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for {
@@ -149,7 +162,19 @@ func (c *Conn) writeLoop() {
 		c.wbuf = c.wspare[:0]
 		c.space.Broadcast()
 		c.wmu.Unlock()
-		_, err := c.conn.Write(out)
+		var err error
+		if c.sealInWriter {
+			sealed, err = c.seal(sealed[:0], out)
+			clear(out) // plaintext
+			if err == nil {
+				_, err = c.conn.Write(sealed)
+			}
+			if cap(sealed) > 4*writeHighWater {
+				sealed = nil
+			}
+		} else {
+			_, err = c.conn.Write(out)
+		}
 		c.wmu.Lock()
 		if cap(out) <= 4*writeHighWater {
 			c.wspare = out[:0]
@@ -163,6 +188,26 @@ func (c *Conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// seal appends to out the MESSAGE frames of the records in in (see queueLocked).
+func (c *Conn) seal(out, in []byte) ([]byte, error) {
+	for len(in) >= 5 {
+		flags := in[0]
+		n := int(binary.BigEndian.Uint32(in[1:5]))
+		payload := in[5 : 5+n]
+		in = in[5+n:]
+		body := handshake.MessageOverhead + n
+		off := len(out)
+		out = slices.Grow(out, zmtp.HeaderSize(body)+body)
+		hl := zmtp.HeaderSize(body)
+		out = out[:off+hl+body]
+		zmtp.PutHeader(out[off:], 0, body) // outer flags 0x00/0x02, as libzmq
+		if err := c.sess.SealMessageFrom(out[off+hl:], flags, payload); err != nil {
+			return out[:off], err
+		}
+	}
+	return out, nil
 }
 
 // RecvFrame receives one frame, appends its payload to dst and reports whether more

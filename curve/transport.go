@@ -119,6 +119,7 @@ func (t curveTransport) Dial(ctx context.Context, dialer transport.Dialer, addr 
 			return nil, err
 		}
 		c := newConn(nc, cfg, !cfg.Server)
+		c.sealInWriter = true
 		if err := c.startSplit(rctx); err != nil {
 			c.Close()
 			return nil, err
@@ -305,6 +306,7 @@ const (
 )
 
 func newZConn(c *Conn) *zconn {
+	c.sealInWriter = true
 	z := &zconn{c: c, expired: make(chan struct{}), open: make(chan struct{}), done: make(chan struct{}),
 		readDone: make(chan struct{}), life: context.Background()}
 	z.cond.L = &z.mu
