@@ -11,6 +11,16 @@
 // libzmq sends to a ZMTP 3.0 peer, socket monitor events on the libzmq side and handshake
 // events on ours.
 //
+// The zmq4 matrix (zmq4_*_test.go) does the same for go-zeromq/zmq4 sockets over the
+// curve:// transport: REQ/REP, PUB/SUB, DEALER/ROUTER and PUSH/PULL in both directions
+// against libzmq servers that authenticate with ThreadAuthenticator.configure_curve, with
+// multipart and empty frames, 1 MiB messages, 10,000 in a row, libzmq heartbeats, refused
+// keys, wrong server keys, NULL clients, 100 idle half-open connections beside a served
+// client, and peers that stop mid-handshake; goleak and an open-descriptor count check that
+// nothing is left after sockets close. The zap tests add a pyzmq client whose key is
+// written to the authenticator's directory while our server runs (refused before, accepted
+// after, with no restart) and pyzmq speaking RFC 27 to zap's wire server.
+//
 // The libzmq captures in testdata/libzmq at the module root (raw byte streams of a pyzmq
 // client and server talking through a recording proxy, with libzmq's fixed fuzzing keys)
 // are parsed with internal/zmtp and fed to package handshake and to a curve.Server, which
