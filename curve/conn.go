@@ -209,13 +209,7 @@ func (c *Conn) clientHello(ctx context.Context) error {
 	}
 	c.hsc = hc
 	// The transient key and the HELLO key are made while greetings cross.
-	prepared := make(chan error, 1)
-	go func() { prepared <- hc.Prepare() }()
-	err = c.greet()
-	if perr := <-prepared; err == nil {
-		err = perr
-	}
-	if err != nil {
+	if err := overlap(hc.Prepare, c.greet); err != nil {
 		return err
 	}
 	hello, err := hc.Hello(nil)
@@ -234,6 +228,19 @@ func (c *Conn) clientHello(ctx context.Context) error {
 	}
 	c.welcome = slices.Clone(body)
 	return nil
+}
+
+// overlap runs work on another goroutine while io runs on this one, waits for both, and
+// returns io's error, else work's. Waiting for work even when io fails matters: it holds
+// secrets that the handshake's failure path must wipe after it has finished.
+func overlap(work, io func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- work() }()
+	err := io()
+	if werr := <-done; err == nil {
+		err = werr
+	}
+	return err
 }
 
 // welcomeCap is the largest command a client accepts in place of WELCOME (an ERROR).
@@ -277,16 +284,13 @@ func (c *Conn) serverAuth(ctx context.Context, meta Metadata) error {
 	}
 	c.hss = hs
 	// The transient key is made while the greeting and HELLO arrive.
-	prepared := make(chan error, 1)
-	go func() { prepared <- hs.Prepare() }()
-	err = c.greet()
 	var body []byte
-	if err == nil {
-		body, err = c.readCommand(200)
-	}
-	if perr := <-prepared; err == nil {
-		err = perr
-	}
+	err = overlap(hs.Prepare, func() (err error) {
+		if err = c.greet(); err == nil {
+			body, err = c.readCommand(200)
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -298,11 +302,10 @@ func (c *Conn) serverAuth(ctx context.Context, meta Metadata) error {
 		return err
 	}
 	// The session key is computed while the client works on INITIATE.
-	go func() { prepared <- hs.PrepareSession() }()
-	body, err = c.readCommand(257 + c.maxMetadata())
-	if perr := <-prepared; err == nil {
-		err = perr
-	}
+	err = overlap(hs.PrepareSession, func() (err error) {
+		body, err = c.readCommand(257 + c.maxMetadata())
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -17,32 +17,49 @@ import (
 
 const tagSize = poly1305.TagSize
 
-// xsalsaSetup derives the XSalsa20 sub-key and counter block for a 24-byte nonce.
-func xsalsaSetup(subKey *[32]byte, counter *[16]byte, nonce *[24]byte, k *[32]byte) {
-	salsa.HSalsa20(subKey, (*[16]byte)(nonce[:16]), k, &salsa.Sigma)
-	copy(counter[:8], nonce[16:])
-	clear(counter[8:])
+// keystream is the XSalsa20 state of one box: the sub-key and counter for the nonce, and
+// the first 64-byte block, whose first half is the Poly1305 key and whose second half
+// encrypts the first 32 plaintext bytes (the rest starts at block 1).
+type keystream struct {
+	subKey  [32]byte
+	counter [16]byte
+	block   [64]byte
+}
+
+func (ks *keystream) init(nonce *[24]byte, k *[32]byte) {
+	salsa.HSalsa20(&ks.subKey, (*[16]byte)(nonce[:16]), k, &salsa.Sigma)
+	copy(ks.counter[:8], nonce[16:])
+	clear(ks.counter[8:])
+	clear(ks.block[:])
+	salsa.XORKeyStream(ks.block[:], ks.block[:], &ks.counter, &ks.subKey)
+	ks.counter[8] = 1
+}
+
+func (ks *keystream) polyKey() *[32]byte { return (*[32]byte)(ks.block[:32]) }
+
+// xor encrypts or decrypts in into out (equal lengths, overlapping entirely or not at
+// all), where in starts at plaintext offset off (0 < off <= 32 only for the first call).
+func (ks *keystream) xor(out, in []byte, off int) {
+	first := min(len(in), max(32-off, 0))
+	subtle.XORBytes(out[:first], in[:first], ks.block[32+off:32+off+first])
+	if len(in) > first {
+		salsa.XORKeyStream(out[first:], in[first:], &ks.counter, &ks.subKey)
+	}
+}
+
+func (ks *keystream) wipe() {
+	clear(ks.subKey[:])
+	clear(ks.block[:])
 }
 
 // sealInPlace encrypts buf[16:] in place and writes the Poly1305 tag to buf[:16].
 func sealInPlace(buf []byte, nonce *[24]byte, k *[32]byte) {
-	var subKey, polyKey [32]byte
-	var counter [16]byte
-	var block [64]byte
-	xsalsaSetup(&subKey, &counter, nonce, k)
-	salsa.XORKeyStream(block[:], block[:], &counter, &subKey)
-	copy(polyKey[:], block[:32])
+	var ks keystream
+	ks.init(nonce, k)
 	msg := buf[tagSize:]
-	first := min(len(msg), 32)
-	subtle.XORBytes(msg[:first], msg[:first], block[32:32+first])
-	if len(msg) > first {
-		counter[8] = 1
-		salsa.XORKeyStream(msg[first:], msg[first:], &counter, &subKey)
-	}
-	poly1305.Sum((*[16]byte)(buf[:tagSize]), msg, &polyKey)
-	clear(subKey[:])
-	clear(polyKey[:])
-	clear(block[:])
+	ks.xor(msg, msg, 0)
+	poly1305.Sum((*[16]byte)(buf[:tagSize]), msg, ks.polyKey())
+	ks.wipe()
 }
 
 // openInPlace checks the tag in buf[:16] over buf[16:] and, if it is right, decrypts
@@ -51,25 +68,14 @@ func openInPlace(buf []byte, nonce *[24]byte, k *[32]byte) bool {
 	if len(buf) < tagSize {
 		return false
 	}
-	var subKey, polyKey [32]byte
-	var counter [16]byte
-	var block [64]byte
-	xsalsaSetup(&subKey, &counter, nonce, k)
-	salsa.XORKeyStream(block[:], block[:], &counter, &subKey)
-	copy(polyKey[:], block[:32])
+	var ks keystream
+	ks.init(nonce, k)
 	msg := buf[tagSize:]
-	ok := poly1305.Verify((*[16]byte)(buf[:tagSize]), msg, &polyKey)
+	ok := poly1305.Verify((*[16]byte)(buf[:tagSize]), msg, ks.polyKey())
 	if ok {
-		first := min(len(msg), 32)
-		subtle.XORBytes(msg[:first], msg[:first], block[32:32+first])
-		if len(msg) > first {
-			counter[8] = 1
-			salsa.XORKeyStream(msg[first:], msg[first:], &counter, &subKey)
-		}
+		ks.xor(msg, msg, 0)
 	}
-	clear(subKey[:])
-	clear(polyKey[:])
-	clear(block[:])
+	ks.wipe()
 	return ok
 }
 
@@ -77,25 +83,13 @@ func openInPlace(buf []byte, nonce *[24]byte, k *[32]byte) bool {
 // plaintext is one byte, head, then msg, read from where it lies (no copy). This is how a
 // MESSAGE, flags and payload, is sealed from the caller's buffer into the one that is sent.
 func sealTo(out []byte, head byte, msg []byte, nonce *[24]byte, k *[32]byte) {
-	var subKey, polyKey [32]byte
-	var counter [16]byte
-	var block [64]byte
-	xsalsaSetup(&subKey, &counter, nonce, k)
-	salsa.XORKeyStream(block[:], block[:], &counter, &subKey)
-	copy(polyKey[:], block[:32])
+	var ks keystream
+	ks.init(nonce, k)
 	ct := out[tagSize:]
-	// Plaintext bytes 0..31 use block 0's second half: head, then up to 31 bytes of msg.
-	ct[0] = head ^ block[32]
-	first := min(len(msg), 31)
-	subtle.XORBytes(ct[1:1+first], msg[:first], block[33:33+first])
-	if len(msg) > first {
-		counter[8] = 1
-		salsa.XORKeyStream(ct[1+first:], msg[first:], &counter, &subKey)
-	}
-	poly1305.Sum((*[16]byte)(out[:tagSize]), ct, &polyKey)
-	clear(subKey[:])
-	clear(polyKey[:])
-	clear(block[:])
+	ct[0] = head ^ ks.block[32]
+	ks.xor(ct[1:], msg, 1)
+	poly1305.Sum((*[16]byte)(out[:tagSize]), ct, ks.polyKey())
+	ks.wipe()
 }
 
 // openTo checks the box in buf and decrypts it, except its first plaintext byte, into out
@@ -104,26 +98,15 @@ func openTo(out, buf []byte, nonce *[24]byte, k *[32]byte) (head byte, ok bool) 
 	if len(buf) < tagSize+1 || len(out) != len(buf)-tagSize-1 {
 		return 0, false
 	}
-	var subKey, polyKey [32]byte
-	var counter [16]byte
-	var block [64]byte
-	xsalsaSetup(&subKey, &counter, nonce, k)
-	salsa.XORKeyStream(block[:], block[:], &counter, &subKey)
-	copy(polyKey[:], block[:32])
+	var ks keystream
+	ks.init(nonce, k)
 	ct := buf[tagSize:]
-	ok = poly1305.Verify((*[16]byte)(buf[:tagSize]), ct, &polyKey)
+	ok = poly1305.Verify((*[16]byte)(buf[:tagSize]), ct, ks.polyKey())
 	if ok {
-		head = ct[0] ^ block[32]
-		first := min(len(out), 31)
-		subtle.XORBytes(out[:first], ct[1:1+first], block[33:33+first])
-		if len(out) > first {
-			counter[8] = 1
-			salsa.XORKeyStream(out[first:], ct[1+first:], &counter, &subKey)
-		}
+		head = ct[0] ^ ks.block[32]
+		ks.xor(out, ct[1:], 1)
 	}
-	clear(subKey[:])
-	clear(polyKey[:])
-	clear(block[:])
+	ks.wipe()
 	return head, ok
 }
 

@@ -76,11 +76,23 @@ func (s *Session) SealMessage(body []byte, flags byte) error {
 	if len(body) < MessageOverhead {
 		return fmt.Errorf("handshake: MESSAGE buffer of %d bytes", len(body))
 	}
+	n, err := s.nextNonce(body)
+	if err != nil {
+		return err
+	}
+	body[32] = flags & messageFlags
+	sealInPlace(body[16:], &n, &s.key)
+	return nil
+}
+
+// nextNonce takes the next send nonce, failing at 2^64-1 rather than wrapping, and writes
+// the MESSAGE name and short nonce into body[:16]; it returns the full nonce.
+func (s *Session) nextNonce(body []byte) ([24]byte, error) {
 	if s.dead.Load() {
-		return s.Err()
+		return [24]byte{}, s.Err()
 	}
 	if s.sendNonce == math.MaxUint64 {
-		return s.kill(fmt.Errorf("%w: send nonce exhausted", ErrNonce))
+		return [24]byte{}, s.kill(fmt.Errorf("%w: send nonce exhausted", ErrNonce))
 	}
 	s.sendNonce++
 	if s.tamper != nil {
@@ -88,10 +100,7 @@ func (s *Session) SealMessage(body []byte, flags byte) error {
 	}
 	copy(body[:8], nameMessage)
 	binary.BigEndian.PutUint64(body[8:16], s.sendNonce)
-	body[32] = flags & messageFlags
-	n := shortNonce(&s.sendPrefix, s.sendNonce)
-	sealInPlace(body[16:], &n, &s.key)
-	return nil
+	return shortNonce(&s.sendPrefix, s.sendNonce), nil
 }
 
 // SealMessageFrom writes into body (33+len(payload) bytes) a MESSAGE command body carrying
@@ -101,19 +110,10 @@ func (s *Session) SealMessageFrom(body []byte, flags byte, payload []byte) error
 	if len(body) != MessageOverhead+len(payload) {
 		return fmt.Errorf("handshake: MESSAGE buffer of %d bytes for %d", len(body), len(payload))
 	}
-	if s.dead.Load() {
-		return s.Err()
+	n, err := s.nextNonce(body)
+	if err != nil {
+		return err
 	}
-	if s.sendNonce == math.MaxUint64 {
-		return s.kill(fmt.Errorf("%w: send nonce exhausted", ErrNonce))
-	}
-	s.sendNonce++
-	if s.tamper != nil {
-		s.sendNonce = tamperNonce(s.tamper, "message-nonce", s.sendNonce)
-	}
-	copy(body[:8], nameMessage)
-	binary.BigEndian.PutUint64(body[8:16], s.sendNonce)
-	n := shortNonce(&s.sendPrefix, s.sendNonce)
 	sealTo(body[16:], flags&messageFlags, payload, &n, &s.key)
 	return nil
 }
