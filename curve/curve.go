@@ -17,6 +17,51 @@
 // server with no Authorizer admits any client that knows its public key, as libzmq does
 // without a ZAP handler. [Conn.PeerPublicKey] gives the authenticated client key.
 //
+// # The zmq4 transport
+//
+// go-zeromq/zmq4's Security interface cannot carry CURVE: zmq4 writes each frame's header,
+// with the plaintext length, before Encrypt sees the frame, takes MORE and COMMAND from
+// the outer frame that CURVE encrypts, and shares one Security value among all the
+// connections of a socket with no connection identity. So this package registers the
+// transports "curve" and "curve+ipc" instead (zmq4.RegisterTransport, in init): their
+// connections run the real CURVE greeting and handshake on the wire and show zmq4 a
+// NULL-security stream, each zmq4 frame travelling as one MESSAGE. Keys and policy reach
+// the transport through the context a socket is built with:
+//
+//	sock := zmq4.NewRep(curve.WithConfig(ctx, cfg))
+//	err := sock.Listen("curve://127.0.0.1:5555")
+//
+// The CURVE role comes from [Config.Server], whatever the socket binds or connects, as in
+// libzmq; a socket built without a Config fails at Dial or Listen with [ErrNoConfig].
+// A connection reaches zmq4 only once its client is authorized, and zmq4's NULL handshake
+// is answered only after READY, so zmq4 never routes a message to a connection whose
+// handshake did not complete (the lesson of CVE-2020-15166). Each server-side handshake
+// runs in its own goroutine under the handshake deadline, so a slow or hostile peer never
+// stalls zmq4's accept loop; a refused client gets ERROR and never reaches zmq4. A
+// connection made by Dial reconnects by itself when lost, as libzmq's sessions do,
+// replaying the handshake with zmq4's metadata. zmq4 does not expose which connection a
+// message came from, so [Config.OnAuthenticated] and [Config.Events] report each
+// authenticated peer and each handshake. docs/zmq4-session-api.md proposes the zmq4 API
+// that would make the transport unnecessary.
+//
+// What the transport works around in zmq4 v0.17.0:
+//   - PING is never answered (only the unused Conn.RecvMsg does it): the transport answers
+//     PINGs itself and never hands PING or PONG to zmq4;
+//   - Recv has no deadline: set HeartbeatInterval and HeartbeatTimeout so that a dead peer
+//     ends the connection, and bound Recv in the caller;
+//   - the accept loop spins on Accept errors: the transport's Accept fails only once
+//     closed;
+//   - a connection whose Open failed is never closed: the transport closes, and wipes, any
+//     connection whose zmq4 handshake fails or has not completed by the deadline;
+//   - WithAutomaticReconnect can deadlock a REQ socket (a failed write re-dials while the
+//     writer holds a lock the connection reaper needs): do not use it; the transport
+//     reconnects beneath zmq4;
+//   - each message is sent from a new goroutine per connection: the transport's writer
+//     goroutine seals frames, so those goroutines' stacks stay small.
+//
+// zmq4 bugs it cannot work around: a closed PUB socket leaks its writer goroutine, and a
+// REP socket ends a request's envelope at its last empty frame instead of the first.
+//
 // # What is stricter than libzmq
 //
 // Refused, where libzmq accepts: all-zero and small-order keys (libzmq relies on libsodium

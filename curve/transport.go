@@ -19,45 +19,6 @@ import (
 	"github.com/curvezmq/curvezmq/internal/zmtp"
 )
 
-// The zmq4 transport.
-//
-// go-zeromq/zmq4's Security interface cannot carry CURVE: zmq4 writes each frame's header,
-// with the plaintext length, before Encrypt sees the frame, takes MORE and COMMAND from
-// the outer frame that CURVE encrypts, and shares one Security value among all the
-// connections of a socket with no connection identity. So this package registers the
-// transports "curve" and "curve+ipc" instead (zmq4.RegisterTransport): their connections
-// run the real CURVE greeting and handshake on the wire and show zmq4 a NULL-security
-// stream, turning each zmq4 frame into one MESSAGE and back.
-//
-// The keys and policy reach the transport through the context a socket is built with:
-//
-//	sock := zmq4.NewRep(curve.WithConfig(ctx, cfg))
-//	err := sock.Listen("curve://127.0.0.1:5555")
-//
-// The CURVE role comes from Config.Server, whatever the socket binds or connects, as in
-// libzmq. A socket built without a Config fails at Dial or Listen.
-//
-// A connection reaches zmq4 only once its client is authorized; zmq4's NULL handshake is
-// answered only after READY has been sent or received, so zmq4 never routes a message to
-// a connection whose handshake did not complete (the lesson of CVE-2020-15166). Each
-// server-side handshake runs in its own goroutine under the handshake deadline, so a slow
-// or hostile peer never stalls zmq4's accept loop; a refused client gets ERROR and never
-// reaches zmq4 at all.
-//
-// What the transport works around in zmq4 v0.17.0:
-//   - zmq4's sockets never answer PING (only the unused Conn.RecvMsg does): the transport
-//     answers PINGs itself, drops PONGs and never hands either to zmq4;
-//   - zmq4's Recv has no deadline: set HeartbeatInterval and HeartbeatTimeout so that a
-//     dead peer ends the connection (zmq4 then drops it), and bound Recv in the caller;
-//   - zmq4's accept loop spins on Accept errors: the listener's Accept returns an error
-//     only once closed;
-//   - zmq4 never closes a connection whose Open failed: the transport closes (and wipes)
-//     any connection whose zmq4 handshake fails or has not completed by the deadline.
-//
-// zmq4 does not expose which connection a message came from, so per-message
-// authorization cannot be done there; Config.OnAuthenticated and Config.Events report
-// each authenticated peer and each handshake.
-
 // Transport names registered with zmq4.
 const (
 	TransportTCP = "curve"
