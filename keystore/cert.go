@@ -78,35 +78,16 @@ func PublicCertificate(pub key.PublicKey, now time.Time) []byte {
 // whose keys do not match.
 func SecretCertificate(kp *key.KeyPair, now time.Time) []byte {
 	ts := pyzmqTime(now)
-	out := make([]byte, 0, len(secretBanner)+len(ts)+128)
+	// Room for everything, so that no append copies the secret into a new array.
+	out := make([]byte, 0, len(secretBanner)+len(ts)+256)
 	out = fmt.Appendf(out, secretBanner, ts)
 	out = append(out, "metadata\ncurve\n    public-key = \""...)
 	out = append(out, kp.Public.String()...)
 	out = append(out, "\"\n    secret-key = \""...)
-	var z [key.Z85Len]byte
-	encodeSecret(&z, &kp.Secret)
-	out = append(out, z[:]...)
-	clear(z[:])
+	out = kp.Secret.UnsafeAppendZ85(out)
 	out = append(out, "\"\n"...)
 	return out
 }
-
-// encodeSecret writes the Z85 text of s to dst without leaving a string behind.
-func encodeSecret(dst *[key.Z85Len]byte, s *key.SecretKey) {
-	// key.EncodeZ85 allocates a string; encode by hand into the caller's array instead.
-	const alphabet = z85Alphabet
-	b := s.UnsafeBytes()
-	for g := 0; g < key.Size/4; g++ {
-		v := uint32(b[4*g])<<24 | uint32(b[4*g+1])<<16 | uint32(b[4*g+2])<<8 | uint32(b[4*g+3])
-		for i := 4; i >= 0; i-- {
-			dst[5*g+i] = alphabet[v%85]
-			v /= 85
-		}
-	}
-}
-
-// z85Alphabet is ZMQ RFC 32's alphabet, used to explain a bad key by position.
-const z85Alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 
 // ParseCertificate reads a certificate written by pyzmq or czmq, as leniently as their
 // loaders do; name is used only in errors. See the package documentation ("Reading
@@ -259,7 +240,7 @@ func checkKeyText(v []byte, what string) error {
 		return fmt.Errorf("%w: %s is %d characters, want %d Z85 characters", ErrInvalidKey, what, len(v), key.Z85Len)
 	}
 	for i, ch := range v {
-		if strings.IndexByte(z85Alphabet, ch) < 0 {
+		if strings.IndexByte(key.Z85Alphabet, ch) < 0 {
 			return fmt.Errorf("%w: %s has a character outside the Z85 alphabet at offset %d", ErrInvalidKey, what, i)
 		}
 	}

@@ -166,6 +166,16 @@ func (s *SecretKey) UnsafeZ85() string {
 	return t
 }
 
+// UnsafeAppendZ85 appends the key's 40 Z85 characters to dst, for writing key files
+// without leaving the text in a string, which could not be wiped. Whoever calls it is
+// responsible for the bytes.
+func (s *SecretKey) UnsafeAppendZ85(dst []byte) []byte {
+	n := len(dst)
+	dst = append(dst, make([]byte, Z85Len)...)
+	encodeZ85(dst[n:], s.b[:])
+	return dst
+}
+
 // String returns "REDACTED".
 func (SecretKey) String() string { return "REDACTED" }
 

@@ -8,7 +8,10 @@ import (
 // Z85 is the ZeroMQ Base-85 encoding of ZMQ RFC 32 (https://rfc.zeromq.org/spec/32/):
 // every 4 input bytes become 5 printable characters, most significant first.
 
-const z85Alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+// Z85Alphabet is the alphabet of ZMQ RFC 32, in value order.
+const Z85Alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+
+const z85Alphabet = Z85Alphabet
 
 // z85Decoder maps a character to its value, or 0xFF when it is not in the alphabet.
 var z85Decoder = func() (t [256]byte) {
