@@ -1,0 +1,477 @@
+package main
+
+// Install targets against real sshd and rsync: each remote host is an sshd in network
+// namespaces (internal/testbed); these tests need root and skip without it.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/curvezmq/curvezmq/curve"
+	"github.com/curvezmq/curvezmq/internal/testbed"
+	"github.com/curvezmq/curvezmq/keystore"
+	"github.com/curvezmq/curvezmq/rsyncx"
+)
+
+// holdName is the name under which this test binary is a long-lived client (holdMain).
+const holdName = "curvezmq-hold"
+
+// holdMain is a client that keeps its connection: "curvezmq-hold RUN_DIR SECONDS" connects
+// with RUN_DIR's keys as the client does, sends a ping and prints "reply DATA", then waits
+// for the server to close the connection and prints "closed: ERR" (exit 0), or gives up
+// after SECONDS (exit 1). On a test bed host it is a remote job's open connection.
+func holdMain(args []string) int {
+	fail := func(err error) int { fmt.Println("error:", err); return 1 }
+	if len(args) != 2 {
+		return fail(errors.New("want RUN_DIR SECONDS"))
+	}
+	secs, err := strconv.Atoi(args[1])
+	if err != nil {
+		return fail(err)
+	}
+	srv := keystore.ServiceDir(args[0])
+	c, err := keystore.ReadContact(srv)
+	if err != nil {
+		return fail(err)
+	}
+	host, port, err := c.HostPort()
+	if err != nil {
+		return fail(err)
+	}
+	kp, sk, err := keystore.LoadClientKeys(srv)
+	if err != nil {
+		return fail(err)
+	}
+	deadline := time.Now().Add(time.Duration(secs) * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	conn, err := curve.Dial(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)), &curve.Config{KeyPair: kp, ServerKey: sk, SocketType: "REQ"})
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(deadline)
+	if err := conn.Send([]byte{}, []byte(`{"command":"ping"}`)); err != nil {
+		return fail(err)
+	}
+	msg, err := conn.Recv(nil)
+	if err != nil || len(msg) != 2 {
+		return fail(fmt.Errorf("reply %q: %v", msg, err))
+	}
+	fmt.Printf("reply %s\n", msg[1])
+	_, err = conn.Recv(nil)
+	if isTimeout(err) {
+		fmt.Println("still open")
+		return 1
+	}
+	fmt.Println("closed:", err)
+	return 0
+}
+
+var remotePrograms sync.Map // *testbed.Host -> *sync.Once
+
+// remoteProgram puts this test binary on h as bin/curvezmq (and bin/curvezmq-hold), once per
+// host; the file is renamed into place, so a copy running there is not disturbed.
+func remoteProgram(t testing.TB, h *testbed.Host) {
+	t.Helper()
+	once, _ := remotePrograms.LoadOrStore(h, &sync.Once{})
+	var err error
+	once.(*sync.Once).Do(func() {
+		var self []byte
+		if self, err = os.ReadFile(os.Args[0]); err != nil {
+			return
+		}
+		if err = h.WriteFile("bin/.curvezmq.new", self, 0o755); err != nil {
+			return
+		}
+		if err = os.Rename(h.LocalPath("bin/.curvezmq.new"), h.LocalPath("bin/curvezmq")); err != nil {
+			return
+		}
+		hold := h.LocalPath("bin/" + holdName)
+		os.Remove(hold)
+		if err = os.Symlink("curvezmq", hold); err == nil {
+			err = os.Lchown(hold, h.Env.UID, h.Env.GID)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// targets asks a scheduler for its install targets.
+func (h *harness) targets(runDir string) map[string]targetView {
+	h.t.Helper()
+	r := h.run("client", "--run-dir", runDir, "--timeout", "10s", "targets")
+	var v map[string]targetView
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &v) != nil {
+		h.t.Fatalf("targets: %v", r)
+	}
+	return v
+}
+
+// finalStatuses are the statuses a target's steps end in.
+var finalStatuses = []rsyncx.Status{
+	rsyncx.StatusInitFailed, rsyncx.StatusInit255,
+	rsyncx.StatusInstallDone, rsyncx.StatusInstallFailed, rsyncx.StatusInstall255,
+}
+
+// waitTarget polls "targets" until name's status is final (or, with gone, until name has
+// left the list) and returns its view.
+func (h *harness) waitTarget(s *schedProc, name string, gone bool) targetView {
+	h.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		v, ok := h.targets(s.runDir)[name]
+		switch {
+		case gone && !ok:
+			return v
+		case !gone && !ok:
+			h.t.Fatalf("target %s is not listed", name)
+		case !gone && slices.Contains(finalStatuses, v.Status):
+			return v
+		}
+		if s.exited() || time.Now().After(deadline) {
+			h.t.Fatalf("target %s still %+v (gone %v):\n%s", name, v, gone, s.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// request runs "curvezmq client --run-dir DIR ARGS..." and decodes the reply's data into v.
+func (h *harness) request(runDir string, v any, args ...string) {
+	h.t.Helper()
+	r := h.run(append([]string{"client", "--run-dir", runDir, "--timeout", "10s"}, args...)...)
+	if r.code != 0 {
+		h.t.Fatalf("%q: %v", args, r)
+	}
+	if v != nil {
+		if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+			h.t.Fatalf("%q: %v: %v", args, err, r)
+		}
+	}
+}
+
+// sshCode runs a command on the host and returns its stdout and exit status.
+func sshCode(t testing.TB, h *testbed.Host, command string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := h.SSH(ctx, command)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee):
+		t.Logf("%v", err)
+		return string(out), ee.ExitCode()
+	}
+	t.Fatal(err)
+	return "", 0
+}
+
+// holdConn is a long-lived client running on a test bed host.
+type holdConn struct {
+	cmd   *exec.Cmd
+	lines chan string
+}
+
+// hold starts bin/curvezmq-hold on h with the remote run directory rel (relative to the
+// remote home) and waits for its first reply.
+func hold(t testing.TB, h *testbed.Host, rel string) *holdConn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cmd := exec.CommandContext(ctx, "ssh", "-oBatchMode=yes", "-oConnectTimeout=5", h.Env.Host,
+		"bin/"+holdName+" \"$HOME\"/"+rel+" 100")
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &holdConn{cmd: cmd, lines: make(chan string, 4)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill() // by PID: the ssh this test started
+		cmd.Wait()
+		cancel()
+	})
+	if l := c.next(t, 30*time.Second); l != `reply {"data":"pong"}` {
+		t.Fatalf("long-lived client: %q", l)
+	}
+	return c
+}
+
+func (c *holdConn) next(t testing.TB, d time.Duration) string {
+	t.Helper()
+	select {
+	case l, ok := <-c.lines:
+		if !ok {
+			return "(ended)"
+		}
+		return l
+	case <-time.After(d):
+		return "(nothing after " + d.String() + ")"
+	}
+}
+
+// leftovers lists the live processes, other than skip, whose command line contains marker.
+func leftovers(marker string, skip ...int) []string {
+	var left []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		if pid == os.Getpid() || slices.Contains(skip, pid) {
+			continue
+		}
+		cmdline, err := os.ReadFile(d + "/cmdline")
+		stat, _ := os.ReadFile(d + "/stat")
+		if i := bytes.LastIndexByte(stat, ')'); err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+			continue
+		}
+		if bytes.Contains(cmdline, []byte(marker)) {
+			left = append(left, fmt.Sprintf("%d: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+		}
+	}
+	return left
+}
+
+// noLeftovers waits (bounded) until no process but skip names marker.
+func noLeftovers(t testing.TB, marker string, skip ...int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := leftovers(marker, skip...)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("processes left: %q", left)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// keyFiles lists the files under dir whose name contains "key", and the contact file.
+func keyFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() && (strings.Contains(d.Name(), "key") || d.Name() == keystore.ContactFileName) {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func readFile(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// copyRemoteService copies the remote .service of workflow id to rel/.service on the host, to
+// try its keys later.
+func copyRemoteService(t testing.TB, h *testbed.Host, id, rel string) {
+	t.Helper()
+	src := h.LocalPath("curvezmq-run/" + id + "/.service")
+	for _, name := range []string{keystore.ContactFileName, keystore.ClientSecretKeyFile, keystore.ServerPublicKeyFile} {
+		if err := h.WriteFile(rel+"/.service/"+name, []byte(readFile(t, filepath.Join(src, name))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTargetsFullCycle runs a scheduler with an install target on a test bed host through a
+// whole life: remote-init and file install, a client on the remote host with the remote's
+// keys, a long-lived remote connection closed by remove-target, the removed key refused,
+// add-target again, reload (a new remote key; the previous one refused), shutdown with
+// remote tidy, and a restart whose install log says so.
+func TestTargetsFullCycle(t *testing.T) {
+	host := testbed.Shared(t)
+	remoteProgram(t, host)
+	h := newHarness(t)
+	const id = "cycle"
+	runDir := filepath.Join(t.TempDir(), id)
+	remoteRun := "curvezmq-run/" + id
+	remoteSrv := host.LocalPath(remoteRun + "/.service")
+	args := []string{"--host", host.Env.LocalAddr, "--target", "hpc=" + host.Env.Host, "--remote-command", "bin/curvezmq"}
+	s := h.startScheduler(runDir, args...)
+	s.waitContact()
+	serverKey := readFile(t, filepath.Join(s.srvDir, keystore.ServerPublicKeyFile))
+
+	// remote-init, the key, the file install.
+	if v := h.waitTarget(s, "hpc", false); v.Status != rsyncx.StatusInstallDone || v.Host != host.Env.Host || v.Error != "" {
+		t.Fatalf("hpc: %+v\n%s", v, s.stderr.String())
+	}
+	for _, name := range []string{"server.key", "client.key_secret", "client_hpc.key", "contact"} {
+		if m := mode(t, filepath.Join(remoteSrv, name)); m != 0o600 {
+			t.Errorf("remote %s: mode %v", name, m)
+		}
+	}
+	if got := names(tree(t, remoteSrv)); !slices.Equal(got, []string{"client.key_secret", "client_hpc.key", "contact", "server.key"}) {
+		t.Errorf("the remote .service holds %q", got)
+	}
+	if readFile(t, filepath.Join(remoteSrv, "server.key")) != serverKey {
+		t.Error("the remote server.key is not the scheduler's")
+	}
+	clientKey := readFile(t, filepath.Join(remoteSrv, "client_hpc.key"))
+	if got := readFile(t, filepath.Join(s.srvDir, keystore.ClientPublicKeysDirName, "client_hpc.key")); got != clientKey {
+		t.Error("client_public_keys/client_hpc.key is not the remote's public certificate")
+	}
+	if log := readFile(t, filepath.Join(runDir, "log", "remote-install", "01-start-hpc.log")); !strings.Contains(log, "\nsend .service/server.key\n") {
+		t.Errorf("install log:\n%s", log)
+	}
+
+	// A client on the remote host, with the remote's keys, reaches the scheduler.
+	if out, code := sshCode(t, host, "bin/curvezmq client --run-dir \"$HOME\"/"+remoteRun+" ping"); code != 0 || out != "\"pong\"\n" {
+		t.Fatalf("remote ping: exit %d, %q", code, out)
+	}
+	live := hold(t, host, remoteRun)
+	copyRemoteService(t, host, id, "saved1")
+
+	// remove-target: the open connection is closed, the remote tidied, the key refused.
+	var reply map[string]targetView
+	h.request(runDir, &reply, "remove-target", "name=hpc")
+	if v := reply["hpc"]; !v.Removing {
+		t.Errorf("remove-target replied %+v", reply)
+	}
+	if l := live.next(t, 10*time.Second); !strings.HasPrefix(l, "closed: ") {
+		t.Errorf("the removed target's connection: %q", l)
+	}
+	h.waitTarget(s, "hpc", true)
+	if left := keyFiles(t, host.LocalPath(remoteRun)); len(left) != 0 {
+		t.Errorf("left on the remote after remove-target: %q", left)
+	}
+	if _, err := os.Lstat(filepath.Join(s.srvDir, keystore.ClientPublicKeysDirName, "client_hpc.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("client_hpc.key kept: %v", err)
+	}
+	if _, code := sshCode(t, host, "bin/curvezmq client --run-dir \"$HOME\"/saved1 ping"); code != exitRefused {
+		t.Errorf("the removed target's key: exit %d, want %d", code, exitRefused)
+	}
+	if _, code := sshCode(t, host, "bin/curvezmq client --run-dir \"$HOME\"/"+remoteRun+" ping"); code != exitNotRunning {
+		t.Errorf("a client on the tidied remote: exit %d, want %d", code, exitNotRunning)
+	}
+
+	// add-target again, then reload: a new remote key pair; the previous one is refused.
+	h.request(runDir, &reply, "add-target", "name=hpc", "host="+host.Env.Host)
+	if v := reply["hpc"]; v.Status != rsyncx.StatusInitInProgress {
+		t.Errorf("add-target replied %+v", reply)
+	}
+	if v := h.waitTarget(s, "hpc", false); v.Status != rsyncx.StatusInstallDone {
+		t.Fatalf("hpc after add-target: %+v", v)
+	}
+	readFile(t, filepath.Join(runDir, "log", "remote-install", "02-start-hpc.log"))
+	copyRemoteService(t, host, id, "saved2")
+	before := readFile(t, filepath.Join(remoteSrv, "client_hpc.key"))
+	live = hold(t, host, remoteRun)
+	// A reload usually follows a change to the workflow: rsync has something to send, so it
+	// writes an install log (Cylc writes none when rsync prints nothing).
+	if err := os.MkdirAll(filepath.Join(runDir, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(runDir, "app", "changed"), []byte("new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.request(runDir, &reply, "reload")
+	if v := reply["hpc"]; v.Status != rsyncx.StatusInitInProgress {
+		t.Errorf("reload replied %+v", reply)
+	}
+	if v := h.waitTarget(s, "hpc", false); v.Status != rsyncx.StatusInstallDone {
+		t.Fatalf("hpc after reload: %+v", v)
+	}
+	if l := live.next(t, 10*time.Second); !strings.HasPrefix(l, "closed: ") {
+		t.Errorf("the connection of the replaced key: %q", l)
+	}
+	after := readFile(t, filepath.Join(remoteSrv, "client_hpc.key"))
+	if after == before || readFile(t, filepath.Join(s.srvDir, keystore.ClientPublicKeysDirName, "client_hpc.key")) != after {
+		t.Error("reload did not replace the remote's key")
+	}
+	if readFile(t, filepath.Join(s.srvDir, keystore.ServerPublicKeyFile)) != serverKey {
+		t.Error("reload changed the server keys")
+	}
+	if log := readFile(t, filepath.Join(runDir, "log", "remote-install", "03-reload-hpc.log")); !strings.Contains(log, "\nsend app/changed\n") {
+		t.Errorf("reload's install log:\n%s", log)
+	}
+	if _, code := sshCode(t, host, "bin/curvezmq client --run-dir \"$HOME\"/saved2 ping"); code != exitRefused {
+		t.Errorf("the key replaced by reload: exit %d, want %d", code, exitRefused)
+	}
+	if out, code := sshCode(t, host, "bin/curvezmq client --run-dir \"$HOME\"/"+remoteRun+" ping"); code != 0 || out != "\"pong\"\n" {
+		t.Errorf("remote ping after reload: exit %d, %q", code, out)
+	}
+
+	// Shutdown: remote tidy, then no key anywhere.
+	h.request(runDir, nil, "stop")
+	if code := s.wait(); code != 0 {
+		t.Errorf("scheduler exit %d:\n%s", code, s.stderr.String())
+	}
+	assertStopped(t, s.srvDir)
+	if left := keyFiles(t, host.LocalPath(remoteRun)); len(left) != 0 {
+		t.Errorf("left on the remote after shutdown: %q", left)
+	}
+	logText := readFile(t, filepath.Join(runDir, "log", "scheduler", "log"))
+	for _, want := range []string{"remote init done", "remote file install complete", "install target removed", "remote tidy done"} {
+		if !strings.Contains(logText, want) {
+			t.Errorf("the scheduler log lacks %q", want)
+		}
+	}
+	noLeftovers(t, remoteRun)
+
+	// A restart: new server keys, so remote-init and file install again, labelled so.
+	s = h.startScheduler(runDir, args...)
+	s.waitContact()
+	if v := h.waitTarget(s, "hpc", false); v.Status != rsyncx.StatusInstallDone {
+		t.Fatalf("hpc after restart: %+v", v)
+	}
+	readFile(t, filepath.Join(runDir, "log", "remote-install", "04-restart-hpc.log"))
+	if readFile(t, filepath.Join(remoteSrv, "server.key")) == serverKey {
+		t.Error("the restart did not send the new server key")
+	}
+	h.request(runDir, nil, "stop")
+	if code := s.wait(); code != 0 {
+		t.Errorf("restarted scheduler exit %d:\n%s", code, s.stderr.String())
+	}
+	if left := keyFiles(t, host.LocalPath(remoteRun)); len(left) != 0 {
+		t.Errorf("left on the remote after the restarted scheduler: %q", left)
+	}
+	noLeftovers(t, remoteRun)
+	for _, dir := range []string{"saved1", "saved2"} {
+		os.RemoveAll(host.LocalPath(dir))
+	}
+}
