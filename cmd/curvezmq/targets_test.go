@@ -15,10 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -237,13 +239,18 @@ func (c *holdConn) next(t testing.TB, d time.Duration) string {
 	}
 }
 
-// leftovers lists the live processes, other than skip, whose command line contains marker.
+// leftovers lists the live local processes, other than skip, whose command line contains
+// marker. Processes of the test bed hosts (their own network namespaces) are not local.
 func leftovers(marker string, skip ...int) []string {
 	var left []string
+	self, _ := os.Readlink("/proc/self/ns/net")
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		pid, _ := strconv.Atoi(filepath.Base(d))
 		if pid == os.Getpid() || slices.Contains(skip, pid) {
+			continue
+		}
+		if ns, err := os.Readlink(d + "/ns/net"); err != nil || ns != self {
 			continue
 		}
 		cmdline, err := os.ReadFile(d + "/cmdline")
@@ -474,4 +481,60 @@ func TestTargetsFullCycle(t *testing.T) {
 	for _, dir := range []string{"saved1", "saved2"} {
 		os.RemoveAll(host.LocalPath(dir))
 	}
+}
+
+// TestTargetsInstallBinary: a host without curvezmq gets the build for its platform from
+// --install-binary, and the whole cycle runs with it; without a matching build the target
+// fails clearly.
+func TestTargetsInstallBinary(t *testing.T) {
+	host := testbed.Up(t)
+	h := newHarness(t)
+	self, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	builds := t.TempDir()
+	if err := os.Symlink(self, filepath.Join(builds, rsyncx.BuildName(runtime.GOOS, runtime.GOARCH))); err != nil {
+		t.Fatal(err)
+	}
+	const id = "binary"
+	remoteRun := "curvezmq-run/" + id
+
+	// No build for this platform: the target fails, nothing is left running.
+	runDir := filepath.Join(t.TempDir(), id)
+	s := h.startScheduler(runDir, "--host", host.Env.LocalAddr, "--target", "hpc="+host.Env.Host, "--install-binary", t.TempDir())
+	s.waitContact()
+	v := h.waitTarget(s, "hpc", false)
+	if v.Status != rsyncx.StatusInitFailed || !strings.Contains(v.Error, "no build of curvezmq") ||
+		!strings.Contains(v.Error, rsyncx.BuildName(runtime.GOOS, runtime.GOARCH)) {
+		t.Errorf("without a build: %+v", v)
+	}
+	s.signal(syscall.SIGTERM)
+	if code := s.wait(); code != 0 {
+		t.Errorf("exit %d:\n%s", code, s.stderr.String())
+	}
+
+	s = h.startScheduler(runDir, "--host", host.Env.LocalAddr, "--target", "hpc="+host.Env.Host, "--install-binary", builds)
+	s.waitContact()
+	if v := h.waitTarget(s, "hpc", false); v.Status != rsyncx.StatusInstallDone {
+		t.Fatalf("with a build: %+v\n%s", v, s.stderr.String())
+	}
+	fi, err := os.Stat(host.LocalPath(rsyncx.BinaryPath))
+	if err != nil || fi.Mode().Perm() != 0o755 || fi.Size() == 0 {
+		t.Fatalf("remote binary: %v, %v", fi, err)
+	}
+	if !strings.Contains(s.stderr.String(), "binary installed") {
+		t.Errorf("the log does not say so:\n%s", s.stderr.String())
+	}
+	if out, code := sshCode(t, host, rsyncx.BinaryPath+" client --run-dir \"$HOME\"/"+remoteRun+" ping"); code != 0 || out != "\"pong\"\n" {
+		t.Errorf("remote ping with the installed binary: exit %d, %q", code, out)
+	}
+	h.request(runDir, nil, "stop")
+	if code := s.wait(); code != 0 {
+		t.Errorf("exit %d:\n%s", code, s.stderr.String())
+	}
+	if left := keyFiles(t, host.LocalPath(remoteRun)); len(left) != 0 {
+		t.Errorf("remote tidy with the installed binary left %q", left)
+	}
+	noLeftovers(t, host.Env.Host)
 }
