@@ -220,7 +220,7 @@ func (m *targetManager) steps(ctx context.Context, t *target, gen int, load rsyn
 	log.Info("remote init")
 	res, err := m.init(ctx, t, gen, log)
 	if err != nil {
-		fail(res.Status, "remote init failed", err)
+		fail(res.Status, "remote init failed", timeoutSays(err, "--init-timeout", m.opts.initTimeout))
 		return
 	}
 	if res.Skipped {
@@ -236,7 +236,8 @@ func (m *targetManager) steps(ctx context.Context, t *target, gen int, load rsyn
 	// Only a public certificate is written; Cylc would write whatever came back.
 	cert, perr := keystore.ParseCertificate("remote-init output", res.Cert)
 	if perr == nil && cert.HasSecret {
-		perr = fmt.Errorf("the certificate carries a secret key: refused, nothing written (%w)", keystore.ErrHasSecret)
+		perr = fmt.Errorf("remote init of target %s on %s: the certificate carries a secret key: refused, nothing written (%w)",
+			t.name, t.host, keystore.ErrHasSecret)
 	}
 	short := ""
 	if cert != nil {
@@ -276,7 +277,7 @@ func (m *targetManager) steps(ctx context.Context, t *target, gen int, load rsyn
 		log.Warn("writing the install log", "err", xr.LogErr)
 	}
 	if err != nil {
-		fail(xr.Status, "remote file install failed", err)
+		fail(xr.Status, "remote file install failed", timeoutSays(err, "--install-timeout", m.opts.installTimeout))
 		return
 	}
 	if m.update(t, gen, func() { t.status = rsyncx.StatusInstallDone }) {
@@ -393,6 +394,7 @@ func (m *targetManager) tidy(t *target) error {
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.tidyTimeout)
 	defer cancel()
 	if err := t.inst.Tidy(ctx, m.id); err != nil {
+		err = timeoutSays(err, "--tidy-timeout", m.opts.tidyTimeout)
 		log.Error("remote tidy failed: clean up did not complete", "err", err)
 		return err
 	}
@@ -493,6 +495,14 @@ func (m *targetManager) shutdown(ctx context.Context) error {
 		errs = append(errs, errors.New("remote tidy of removed targets still running"))
 	}
 	return errors.Join(errs...)
+}
+
+// timeoutSays adds the limit to a timeout's error.
+func timeoutSays(err error, flag string, d time.Duration) error {
+	if errors.Is(err, rsyncx.ErrTimeout) {
+		return fmt.Errorf("%w (%s %v)", err, flag, d)
+	}
+	return err
 }
 
 // stringArgs reads a request's args, which must be exactly the names given, each a string.
