@@ -538,3 +538,299 @@ func TestTargetsInstallBinary(t *testing.T) {
 	}
 	noLeftovers(t, host.Env.Host)
 }
+
+// fakeRemote writes a stand-in remote program to h as bin/NAME: remote-tidy succeeds,
+// remote-init runs body.
+func fakeRemote(t testing.TB, h *testbed.Host, name, body string) string {
+	t.Helper()
+	script := "#!/bin/sh\n[ \"$1\" = remote-tidy ] && exit 0\n" + body + "\n"
+	if err := h.WriteFile("bin/"+name, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return "bin/" + name
+}
+
+// symlinkRuns makes the remote's curvezmq-run a link to dir (full, ro, locked), so that
+// run directories land there.
+func symlinkRuns(t testing.TB, h *testbed.Host, dir string) {
+	t.Helper()
+	p := h.LocalPath("curvezmq-run")
+	if err := os.Symlink(dir, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(p, h.Env.UID, h.Env.GID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// faultSSH is the ssh command of the fault tests: a short connect timeout.
+const faultSSH = "ssh -oBatchMode=yes -oConnectTimeout=2"
+
+// TestTargetFaults runs a scheduler against each fault of the test bed (remote-testbed.md
+// §4): the target ends FAILED or 255 with a clear error in "targets" and the log, the
+// scheduler's own keys and its other targets are unaffected, no local process is left, and
+// the shutdown is clean.
+func TestTargetFaults(t *testing.T) {
+	shared := testbed.Shared(t)
+	remoteProgram(t, shared)
+	secretCert := func(t *testing.T) string {
+		dir := t.TempDir()
+		_, secret, err := keystore.CreateCertificates(dir, "client", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return readFile(t, secret)
+	}
+	type fault struct {
+		name string
+		// setup prepares the host (nil: the shared one) and returns the scheduler's extra
+		// arguments and the host to target.
+		up     bool
+		setup  func(t *testing.T, h *testbed.Host) (args []string, target string)
+		during func(t *testing.T, h *testbed.Host) // once remote-init is under way
+		local  map[string]string                   // files in the local run directory
+		want   []rsyncx.Status
+		errs   []string // in the error, each
+		good   bool     // add a target on the shared host that must succeed
+	}
+	plain := func(cmd string) func(*testing.T, *testbed.Host) ([]string, string) {
+		return func(_ *testing.T, h *testbed.Host) ([]string, string) {
+			return []string{"--ssh", faultSSH, "--remote-command", cmd}, h.Env.Host
+		}
+	}
+	fake := func(name, body string) func(*testing.T, *testbed.Host) ([]string, string) {
+		return func(t *testing.T, h *testbed.Host) ([]string, string) {
+			return []string{"--ssh", faultSSH, "--remote-command", fakeRemote(t, h, name, body)}, h.Env.Host
+		}
+	}
+	big := map[string]string{"app/big": strings.Repeat("x", 200<<10)}
+	init255 := []rsyncx.Status{rsyncx.StatusInit255}
+	initFailed := []rsyncx.Status{rsyncx.StatusInitFailed}
+	installFailed := []rsyncx.Status{rsyncx.StatusInstallFailed}
+	for i, f := range []fault{
+		{
+			name: "sshd down", up: true, good: true,
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				if err := h.Crash(); err != nil {
+					t.Fatal(err)
+				}
+				return []string{"--ssh", faultSSH, "--remote-command", "bin/curvezmq"}, h.Env.Host
+			},
+			want: init255, errs: []string{"exited with status 255", "Connection refused"},
+		},
+		{
+			name: "host unreachable", up: true,
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				undo, err := h.Blackhole()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { undo() })
+				return []string{"--ssh", "ssh -oBatchMode=yes -oConnectTimeout=1"}, h.Env.Host
+			},
+			want: init255, errs: []string{"timed out"},
+		},
+		{
+			name: "sshd hangs before the banner", up: true,
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				if err := h.Signal(syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { h.Signal(syscall.SIGCONT) })
+				return []string{"--ssh", "ssh -oBatchMode=yes -oConnectTimeout=1"}, h.Env.Host
+			},
+			want: init255, errs: []string{"banner exchange"},
+		},
+		{
+			name: "network drop mid-session", up: true,
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				return []string{"--ssh", "ssh -oBatchMode=yes -oConnectTimeout=2 -oServerAliveInterval=1 -oServerAliveCountMax=2",
+					"--remote-command", fakeRemote(t, h, "fake-hang", "printf KEYSTART; exec sleep 3600")}, h.Env.Host
+			},
+			during: func(t *testing.T, h *testbed.Host) {
+				time.Sleep(time.Second) // the session is up
+				undo, err := h.Blackhole()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { undo() })
+			},
+			want: init255, errs: []string{"exited with status 255"},
+		},
+		{
+			name: "wrong host key",
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				return []string{"--ssh", faultSSH + " -oUserKnownHostsFile=" + h.Env.WrongKnownHosts, "--remote-command", "bin/curvezmq"}, h.Env.Host
+			},
+			want: init255, errs: []string{"Host key verification failed"},
+		},
+		{
+			name: "unknown host",
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				return []string{"--ssh", faultSSH + " -oUserKnownHostsFile=/dev/null -oGlobalKnownHostsFile=/dev/null -oStrictHostKeyChecking=yes",
+					"--remote-command", "bin/curvezmq"}, h.Env.Host
+			},
+			want: init255, errs: []string{"host key"},
+		},
+		{
+			name:  "remote command fails",
+			setup: fake("fake-fail", "echo 'REMOTE INIT FAILED'; echo 'key creation failed: disk on fire' >&2; exit 3"),
+			want:  initFailed, errs: []string{"exited with status 3", "disk on fire"},
+		},
+		{
+			name:  "remote command not found",
+			setup: plain("bin/no-such-program"),
+			want:  initFailed, errs: []string{"exited with status 127", "No such file or directory"},
+		},
+		{
+			name:  "exit 0 without KEYSTART",
+			setup: fake("fake-nokeystart", "printf 'REMOTE INIT FAILED\\nUnexpected key directory exists\\n'"),
+			want:  initFailed, errs: []string{"no KEYSTART"},
+		},
+		{
+			name:  "output cut short",
+			setup: fake("fake-partial", "printf 'KEYSTART#   ****  Generated on'"),
+			want:  initFailed, errs: []string{"without KEYEND"},
+		},
+		{
+			name:  "output cut short by a crash",
+			setup: fake("fake-partialkill", "printf 'KEYSTART#   ****  Generated on'; kill -9 $$"),
+			want:  init255, errs: []string{"exited with status 255"},
+		},
+		{
+			name: "a secret key in the reply",
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				if err := h.WriteFile("secret-cert.txt", []byte(secretCert(t)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return fake("fake-secret", `printf KEYSTART; cat "$HOME/secret-cert.txt"; printf 'KEYENDREMOTE INIT DONE\n'`)(t, h)
+			},
+			want: initFailed, errs: []string{"carries a secret key", "nothing written"},
+		},
+		{
+			name: "remote command hangs", up: true,
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				return []string{"--ssh", faultSSH, "--init-timeout", "2s",
+					"--remote-command", fakeRemote(t, h, "fake-hang", "printf KEYSTART; exec sleep 3600")}, h.Env.Host
+			},
+			want: initFailed, errs: []string{"timed out"},
+		},
+		{
+			name: "remote disk full", up: true, local: big,
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				remoteProgram(t, h)
+				symlinkRuns(t, h, "full")
+				return []string{"--ssh", faultSSH, "--remote-command", "bin/curvezmq"}, h.Env.Host
+			},
+			want: installFailed, errs: []string{"rsync exited with status"},
+		},
+		{
+			name: "read-only remote directory", up: true,
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				remoteProgram(t, h)
+				symlinkRuns(t, h, "ro")
+				return []string{"--ssh", faultSSH, "--remote-command", "bin/curvezmq"}, h.Env.Host
+			},
+			want: initFailed, errs: []string{"exited with status 3", "read-only file system"},
+		},
+		{
+			name: "permission denied", up: true,
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				remoteProgram(t, h)
+				symlinkRuns(t, h, "locked")
+				return []string{"--ssh", faultSSH, "--remote-command", "bin/curvezmq"}, h.Env.Host
+			},
+			want: initFailed, errs: []string{"exited with status 3", "permission denied"},
+		},
+		{
+			name: "rsync missing on the remote PATH",
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				return []string{"--ssh", faultSSH, "--remote-command", "bin/curvezmq"}, h.Env.HostNoRsync
+			},
+			want: installFailed, errs: []string{"rsync exited with status"},
+		},
+		{
+			name: "remote shell not clean", up: true,
+			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
+				remoteProgram(t, h)
+				if err := h.WriteFile(".bashrc", []byte("echo hello from .bashrc\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return []string{"--ssh", faultSSH, "--remote-command", "bin/curvezmq"}, h.Env.Host
+			},
+			want: installFailed, errs: []string{"rsync exited with status"},
+		},
+	} {
+		id := fmt.Sprintf("fault%02dx", i)
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			host := shared
+			if f.up {
+				host = testbed.Up(t)
+			}
+			args, target := f.setup(t, host)
+			runDir := filepath.Join(t.TempDir(), id)
+			for name, content := range f.local {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(runDir, name)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(runDir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args = append(args, "--host", host.Env.LocalAddr, "--target", "hpc="+target)
+			if f.good {
+				args = append(args, "--target", "good="+shared.Env.Host)
+			}
+			s := h.startScheduler(runDir, args...)
+			s.waitContact()
+			serverKey := readFile(t, filepath.Join(s.srvDir, keystore.ServerPublicKeyFile))
+			if f.during != nil {
+				f.during(t, host)
+			}
+
+			v := h.waitTarget(s, "hpc", false)
+			if !slices.Contains(f.want, v.Status) {
+				t.Errorf("status %s, want one of %v (error %q)", v.Status, f.want, v.Error)
+			}
+			for _, e := range f.errs {
+				if !strings.Contains(strings.ToLower(v.Error), strings.ToLower(e)) {
+					t.Errorf("error %q lacks %q", v.Error, e)
+				}
+			}
+			if f.good {
+				if g := h.waitTarget(s, "good", false); g.Status != rsyncx.StatusInstallDone {
+					t.Errorf("the good target: %+v", g)
+				}
+			}
+			// The scheduler's keys are intact and it still answers; nothing runs for the target.
+			if readFile(t, filepath.Join(s.srvDir, keystore.ServerPublicKeyFile)) != serverKey {
+				t.Error("server.key changed")
+			}
+			for _, name := range serviceKeys {
+				if _, err := os.Stat(filepath.Join(s.srvDir, name)); err != nil {
+					t.Errorf("local key lost: %v", err)
+				}
+			}
+			_, err := os.Lstat(filepath.Join(s.srvDir, keystore.ClientPublicKeysDirName, "client_hpc.key"))
+			if hasKey := err == nil; hasKey != (v.Status == rsyncx.StatusInstallFailed) {
+				t.Errorf("client_hpc.key present %v with status %s", hasKey, v.Status)
+			}
+			expect(t, h.run("client", "--run-dir", runDir, "ping"), 0)
+			noLeftovers(t, id, s.pid())
+			logText := readFile(t, filepath.Join(runDir, "log", "scheduler", "log"))
+			if !strings.Contains(logText, "level=ERROR msg=\"remote") || !strings.Contains(logText, "target=hpc") {
+				t.Errorf("the scheduler log does not report the failure:\n%s", logText)
+			}
+
+			h.request(runDir, nil, "stop")
+			if code := s.wait(); code != 0 {
+				t.Errorf("exit %d:\n%s", code, s.stderr.String())
+			}
+			assertStopped(t, s.srvDir)
+			noLeftovers(t, id)
+			t.Logf("%s: %s", v.Status, v.Error)
+		})
+	}
+}
