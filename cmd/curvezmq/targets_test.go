@@ -109,10 +109,20 @@ func remoteProgram(t testing.TB, h *testbed.Host) {
 		if err = os.Symlink("curvezmq", hold); err == nil {
 			err = os.Lchown(hold, h.Env.UID, h.Env.GID)
 		}
+		if err == nil {
+			err = quickExit(h)
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// quickExit sets GORACE for the remote user's commands on h, through ~/.bashrc, which bash
+// reads for commands run by sshd: the test binary, built with -race, would otherwise wait a
+// second before each successful exit. It prints nothing, so rsync is not disturbed.
+func quickExit(h *testbed.Host) error {
+	return h.WriteFile(".bashrc", []byte("export GORACE=atexit_sleep_ms=0\n"), 0o644)
 }
 
 // targets asks a scheduler for its install targets.
@@ -331,6 +341,7 @@ func copyRemoteService(t testing.TB, h *testbed.Host, id, rel string) {
 // add-target again, reload (a new remote key; the previous one refused), shutdown with
 // remote tidy, and a restart whose install log says so.
 func TestTargetsFullCycle(t *testing.T) {
+	t.Parallel()
 	host := testbed.Shared(t)
 	remoteProgram(t, host)
 	h := newHarness(t)
@@ -487,7 +498,11 @@ func TestTargetsFullCycle(t *testing.T) {
 // --install-binary, and the whole cycle runs with it; without a matching build the target
 // fails clearly.
 func TestTargetsInstallBinary(t *testing.T) {
+	t.Parallel()
 	host := testbed.Up(t)
+	if err := quickExit(host); err != nil {
+		t.Fatal(err)
+	}
 	h := newHarness(t)
 	self, err := filepath.Abs(os.Args[0])
 	if err != nil {
@@ -571,6 +586,7 @@ const faultSSH = "ssh -oBatchMode=yes -oConnectTimeout=2"
 // scheduler's own keys and its other targets are unaffected, no local process is left, and
 // the shutdown is clean.
 func TestTargetFaults(t *testing.T) {
+	t.Parallel()
 	shared := testbed.Shared(t)
 	remoteProgram(t, shared)
 	secretCert := func(t *testing.T) string {
@@ -607,7 +623,7 @@ func TestTargetFaults(t *testing.T) {
 	init255 := []rsyncx.Status{rsyncx.StatusInit255}
 	initFailed := []rsyncx.Status{rsyncx.StatusInitFailed}
 	installFailed := []rsyncx.Status{rsyncx.StatusInstallFailed}
-	for i, f := range []fault{
+	faults := []fault{
 		{
 			name: "sshd down", up: true, good: true,
 			setup: func(t *testing.T, h *testbed.Host) ([]string, string) {
@@ -760,77 +776,85 @@ func TestTargetFaults(t *testing.T) {
 			},
 			want: installFailed, errs: []string{"rsync exited with status"},
 		},
-	} {
-		id := fmt.Sprintf("fault%02dx", i)
-		t.Run(f.name, func(t *testing.T) {
-			t.Parallel()
-			h := newHarness(t)
-			host := shared
-			if f.up {
-				host = testbed.Up(t)
-			}
-			args, target := f.setup(t, host)
-			runDir := filepath.Join(t.TempDir(), id)
-			for name, content := range f.local {
-				if err := os.MkdirAll(filepath.Dir(filepath.Join(runDir, name)), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(filepath.Join(runDir, name), []byte(content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			args = append(args, "--host", host.Env.LocalAddr, "--target", "hpc="+target)
-			if f.good {
-				args = append(args, "--target", "good="+shared.Env.Host)
-			}
-			s := h.startScheduler(runDir, args...)
-			s.waitContact()
-			serverKey := readFile(t, filepath.Join(s.srvDir, keystore.ServerPublicKeyFile))
-			if f.during != nil {
-				f.during(t, host)
-			}
-
-			v := h.waitTarget(s, "hpc", false)
-			if !slices.Contains(f.want, v.Status) {
-				t.Errorf("status %s, want one of %v (error %q)", v.Status, f.want, v.Error)
-			}
-			for _, e := range f.errs {
-				if !strings.Contains(strings.ToLower(v.Error), strings.ToLower(e)) {
-					t.Errorf("error %q lacks %q", v.Error, e)
-				}
-			}
-			if f.good {
-				if g := h.waitTarget(s, "good", false); g.Status != rsyncx.StatusInstallDone {
-					t.Errorf("the good target: %+v", g)
-				}
-			}
-			// The scheduler's keys are intact and it still answers; nothing runs for the target.
-			if readFile(t, filepath.Join(s.srvDir, keystore.ServerPublicKeyFile)) != serverKey {
-				t.Error("server.key changed")
-			}
-			for _, name := range serviceKeys {
-				if _, err := os.Stat(filepath.Join(s.srvDir, name)); err != nil {
-					t.Errorf("local key lost: %v", err)
-				}
-			}
-			_, err := os.Lstat(filepath.Join(s.srvDir, keystore.ClientPublicKeysDirName, "client_hpc.key"))
-			if hasKey := err == nil; hasKey != (v.Status == rsyncx.StatusInstallFailed) {
-				t.Errorf("client_hpc.key present %v with status %s", hasKey, v.Status)
-			}
-			expect(t, h.run("client", "--run-dir", runDir, "ping"), 0)
-			noLeftovers(t, id, s.pid())
-			logText := readFile(t, filepath.Join(runDir, "log", "scheduler", "log"))
-			if !strings.Contains(logText, "level=ERROR msg=\"remote") || !strings.Contains(logText, "target=hpc") {
-				t.Errorf("the scheduler log does not report the failure:\n%s", logText)
-			}
-
-			h.request(runDir, nil, "stop")
-			if code := s.wait(); code != 0 {
-				t.Errorf("exit %d:\n%s", code, s.stderr.String())
-			}
-			assertStopped(t, s.srvDir)
-			noLeftovers(t, id)
-			t.Logf("%s: %s", v.Status, v.Error)
-		})
 	}
+	runFault := func(t *testing.T, id string, f fault) {
+		h := newHarness(t)
+		host := shared
+		if f.up {
+			host = testbed.Up(t)
+		}
+		args, target := f.setup(t, host)
+		runDir := filepath.Join(t.TempDir(), id)
+		for name, content := range f.local {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(runDir, name)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(runDir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		args = append(args, "--host", host.Env.LocalAddr, "--target", "hpc="+target)
+		if f.good {
+			args = append(args, "--target", "good="+shared.Env.Host)
+		}
+		s := h.startScheduler(runDir, args...)
+		s.waitContact()
+		serverKey := readFile(t, filepath.Join(s.srvDir, keystore.ServerPublicKeyFile))
+		if f.during != nil {
+			f.during(t, host)
+		}
+
+		v := h.waitTarget(s, "hpc", false)
+		if !slices.Contains(f.want, v.Status) {
+			t.Errorf("status %s, want one of %v (error %q)", v.Status, f.want, v.Error)
+		}
+		for _, e := range f.errs {
+			if !strings.Contains(strings.ToLower(v.Error), strings.ToLower(e)) {
+				t.Errorf("error %q lacks %q", v.Error, e)
+			}
+		}
+		if f.good {
+			if g := h.waitTarget(s, "good", false); g.Status != rsyncx.StatusInstallDone {
+				t.Errorf("the good target: %+v", g)
+			}
+		}
+		// The scheduler's keys are intact and it still answers; nothing runs for the target.
+		if readFile(t, filepath.Join(s.srvDir, keystore.ServerPublicKeyFile)) != serverKey {
+			t.Error("server.key changed")
+		}
+		for _, name := range serviceKeys {
+			if _, err := os.Stat(filepath.Join(s.srvDir, name)); err != nil {
+				t.Errorf("local key lost: %v", err)
+			}
+		}
+		_, err := os.Lstat(filepath.Join(s.srvDir, keystore.ClientPublicKeysDirName, "client_hpc.key"))
+		if hasKey := err == nil; hasKey != (v.Status == rsyncx.StatusInstallFailed) {
+			t.Errorf("client_hpc.key present %v with status %s", hasKey, v.Status)
+		}
+		expect(t, h.run("client", "--run-dir", runDir, "ping"), 0)
+		noLeftovers(t, id, s.pid())
+		logText := readFile(t, filepath.Join(runDir, "log", "scheduler", "log"))
+		if !strings.Contains(logText, "level=ERROR msg=\"remote") || !strings.Contains(logText, "target=hpc") {
+			t.Errorf("the scheduler log does not report the failure:\n%s", logText)
+		}
+
+		h.request(runDir, nil, "stop")
+		if code := s.wait(); code != 0 {
+			t.Errorf("exit %d:\n%s", code, s.stderr.String())
+		}
+		assertStopped(t, s.srvDir)
+		noLeftovers(t, id)
+		t.Logf("%s: %s", v.Status, v.Error)
+	}
+	// All at once, beyond -parallel: the cases mostly wait for timeouts. t.Run may be called
+	// from several goroutines; each case's failures end only its own subtest.
+	var wg sync.WaitGroup
+	for i, f := range faults {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(f.name, func(t *testing.T) { runFault(t, fmt.Sprintf("fault%02dx", i), f) })
+		}()
+	}
+	wg.Wait()
 }
