@@ -182,6 +182,12 @@ func (m *targetManager) run(t *target, load rsyncx.LoadType) {
 	prev, done, gen := t.done, make(chan struct{}), t.gen
 	t.cancel, t.done = cancel, done
 	t.status, t.err = rsyncx.StatusInitInProgress, ""
+	if rsyncx.IsLocal(t.name) {
+		// Nothing to run, as in Cylc: "REMOTE INIT NOT REQUIRED".
+		t.status = rsyncx.StatusInstallDone
+		close(done)
+		return
+	}
 	go func() {
 		defer close(done)
 		defer cancel()
@@ -221,11 +227,6 @@ func (m *targetManager) steps(ctx context.Context, t *target, gen int, load rsyn
 	res, err := m.init(ctx, t, gen, log)
 	if err != nil {
 		fail(res.Status, "remote init failed", timeoutSays(err, "--init-timeout", m.opts.initTimeout))
-		return
-	}
-	if res.Skipped {
-		m.update(t, gen, func() { t.status = rsyncx.StatusInstallDone })
-		log.Debug("remote init not required")
 		return
 	}
 	// The remote made keys, whatever happens next here.

@@ -20,7 +20,7 @@ func TestTargetRequests(t *testing.T) {
 	s := h.startScheduler(runDir, "--ssh", "no-such-ssh -oBatchMode=yes", "--target", "localhost=somewhere")
 	c := s.waitContact()
 
-	if v := h.waitTarget(s, "localhost", false); v.Status != rsyncx.StatusInstallDone || v.Host != "somewhere" {
+	if v := h.targets(runDir)["localhost"]; v.Status != rsyncx.StatusInstallDone || v.Host != "somewhere" {
 		t.Errorf("localhost: %+v", v)
 	}
 	var reply map[string]targetView

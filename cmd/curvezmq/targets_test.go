@@ -529,7 +529,8 @@ func TestTargetsInstallBinary(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, s.stderr.String())
 	}
 
-	s = h.startScheduler(runDir, "--host", host.Env.LocalAddr, "--target", "hpc="+host.Env.Host, "--install-binary", builds)
+	// With a login shell: bash's exec finds no curvezmq either.
+	s = h.startScheduler(runDir, "--host", host.Env.LocalAddr, "--target", "hpc="+host.Env.Host, "--install-binary", builds, "--login-shell")
 	s.waitContact()
 	if v := h.waitTarget(s, "hpc", false); v.Status != rsyncx.StatusInstallDone {
 		t.Fatalf("with a build: %+v\n%s", v, s.stderr.String())
