@@ -224,7 +224,7 @@ func (m *targetManager) steps(ctx context.Context, t *target, gen int, load rsyn
 		return
 	}
 	log.Info("remote init")
-	res, err := m.init(ctx, t, gen, log)
+	res, err := m.remoteInit(ctx, t, log)
 	if err != nil {
 		fail(res.Status, "remote init failed", timeoutSays(err, "--init-timeout", m.opts.initTimeout))
 		return
@@ -286,9 +286,9 @@ func (m *targetManager) steps(ctx context.Context, t *target, gen int, load rsyn
 	}
 }
 
-// init runs remote-init with the contact file on its stdin; when the remote program is
+// remoteInit runs remote-init with the contact file on its stdin; when the remote program is
 // missing and a builds directory is set, it installs the binary and tries again.
-func (m *targetManager) init(ctx context.Context, t *target, gen int, log *slog.Logger) (*rsyncx.InitResult, error) {
+func (m *targetManager) remoteInit(ctx context.Context, t *target, log *slog.Logger) (*rsyncx.InitResult, error) {
 	once := func() (*rsyncx.InitResult, error) {
 		var stream bytes.Buffer
 		if err := rsyncx.WriteContactTar(&stream, m.srvDir); err != nil {
