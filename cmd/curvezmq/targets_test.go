@@ -859,3 +859,51 @@ func TestTargetFaults(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRemoveTargetInProgress: remove-target and reload while remote-init runs cancel it at
+// once: its ssh is killed, no key is installed, and the target leaves without a remote tidy
+// (its remote-init never succeeded).
+func TestRemoveTargetInProgress(t *testing.T) {
+	t.Parallel()
+	host := testbed.Shared(t)
+	h := newHarness(t)
+	slow := fakeRemote(t, host, "fake-slow", "exec sleep 20")
+	const id = "inprogress"
+	runDir := filepath.Join(t.TempDir(), id)
+	s := h.startScheduler(runDir, "--ssh", faultSSH, "--remote-command", slow, "--target", "hpc="+host.Env.Host)
+	s.waitContact()
+	waitRunning := func() {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for len(leftovers(id, s.pid())) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("remote-init's ssh never started")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitRunning()
+	var reply map[string]targetView
+	h.request(runDir, &reply, "reload")
+	if v := reply["hpc"]; v.Status != rsyncx.StatusInitInProgress {
+		t.Errorf("reload replied %+v", reply)
+	}
+	waitRunning()
+	start := time.Now()
+	h.request(runDir, &reply, "remove-target", "name=hpc")
+	h.waitTarget(s, "hpc", true)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the removal took %v", d)
+	}
+	noLeftovers(t, id, s.pid())
+	if _, err := os.Lstat(filepath.Join(s.srvDir, keystore.ClientPublicKeysDirName, "client_hpc.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("client_hpc.key: %v", err)
+	}
+	if strings.Contains(s.stderr.String(), "remote tidy") {
+		t.Errorf("a target whose remote-init never succeeded was tidied:\n%s", s.stderr.String())
+	}
+	h.request(runDir, nil, "stop")
+	if code := s.wait(); code != 0 {
+		t.Errorf("exit %d:\n%s", code, s.stderr.String())
+	}
+}
