@@ -3,6 +3,7 @@ package rsyncx
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -186,6 +187,9 @@ var (
 		"--include=/lib/***",
 	}
 	installExcludeRest = "--exclude=*"
+	// installDelete comes first: files the run directory no longer has are deleted on the
+	// remote, except those the rules exclude (the remote's own keys and contact file).
+	installDelete = "--delete"
 )
 
 // InstallArgv returns the file-install command line (Cylc's construct_rsync_over_ssh_cmd)
@@ -231,18 +235,31 @@ func (r *Remote) InstallArgv(runDir, workflowID string) ([]string, error) {
 	if src == "/" {
 		return nil, fmt.Errorf("%w: run directory is /", ErrInvalid)
 	}
-	argv = append(argv, "--delete", "--rsh="+ssh)
-	argv = append(argv, installOptions...)
-	for _, item := range r.Includes {
+	rules, err := installArgs(r.Includes)
+	if err != nil {
+		return nil, err
+	}
+	argv = append(argv, installDelete, "--rsh="+ssh)
+	argv = append(argv, rules...)
+	argv = append(argv, src+"/", r.Host+":"+r.baseDir()+"/"+workflowID+"/")
+	return argv, nil
+}
+
+// installArgs returns the words of the file-install command line that say what is copied
+// and how, after --delete and --rsh: the options and filter rules in Cylc's order, the extra
+// items, and the final --exclude=*. Both InstallArgv and the in-process copier
+// ([CopyInstall]) read them, so the two cannot select different files.
+func installArgs(includes []string) ([]string, error) {
+	args := slices.Clone(installOptions)
+	for _, item := range includes {
 		if err := ValidInclude(item); err != nil {
 			return nil, err
 		}
 		if strings.HasSuffix(item, "/") {
-			argv = append(argv, "--include=/"+item+"***")
+			args = append(args, "--include=/"+item+"***")
 		} else {
-			argv = append(argv, "--include=/"+item)
+			args = append(args, "--include=/"+item)
 		}
 	}
-	argv = append(argv, installExcludeRest, src+"/", r.Host+":"+r.baseDir()+"/"+workflowID+"/")
-	return argv, nil
+	return append(args, installExcludeRest), nil
 }

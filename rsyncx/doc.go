@@ -40,19 +40,28 @@
 // regular file named .service/contact, bounded in size; [InstallContact] writes it with mode
 // 0600 by an atomic rename. [WriteContactTar] makes the stream on the scheduler's side.
 //
-// # Phase B
+// # Without ssh and rsync
 //
-// This package is the mechanism, and cmd/curvezmq has the remote side (remote-init and
-// remote-tidy). Still to come:
-//   - the scheduler's orchestration per install target: Init with the WriteContactTar
-//     stream, keystore.InstallClientKey with the certificate, an authenticator reload,
-//     Install, and jobs only once the target is in StatusInstallDone; a retry on another
-//     host after a 255 status, a forced remote-init on restart and reload, the restart and
-//     reload load types for the first install log after them; on shutdown, Tidy for every
-//     target in StatusInstallDone, in parallel, within 10 seconds;
-//   - installing the curvezmq binary on the remote (--install-binary), and the end-to-end
-//     cycle with a running scheduler;
-//   - if wanted: a remote "timeout" wrapper for remote-tidy as Cylc has (a remote process
-//     outlives a local timeout), forwarded environment variables, remote-init's
-//     symlink-directory arguments.
+// [CopyInstall] is the file install done in-process: it applies the options and filter rules
+// of the rsync command line, read from the same list ([Remote.InstallArgv] builds the
+// command from it), and refuses any word it does not implement; a test runs it and real
+// rsync on the same trees and compares the results. [Loopback] is an install target whose
+// remote home is a directory of this machine: remote-init and remote-tidy run as child
+// processes with HOME set to it, the file install is CopyInstall. The demo uses it.
+//
+// # Putting the program on a remote host
+//
+// [Remote.InstallBinary] asks the remote for "uname -sm", copies the matching cross build
+// (curvezmq-<goos>-<goarch>, [BuildName]) with rsync to [BinaryPath] (~/.curvezmq/bin/curvezmq,
+// mode 0755) and checks its "version" line there.
+//
+// # The scheduler's side
+//
+// cmd/curvezmq holds the orchestration per install target (remote-init with the
+// WriteContactTar stream, keystore.InstallClientKey, an authenticator reload, Install; the
+// start, restart and reload load types; tidy at shutdown and on removal) and the remote side
+// (remote-init and remote-tidy). Not done: a retry on another host after a 255 status (a
+// target has one host), a remote "timeout" wrapper for remote-tidy as Cylc has (a remote
+// process outlives a local timeout), forwarded environment variables, remote-init's
+// symlink-directory arguments.
 package rsyncx

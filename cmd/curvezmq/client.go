@@ -59,7 +59,7 @@ const clientUsage = `usage: curvezmq client [--run-dir DIR | --id ID] [--timeout
 Sends one request to a running scheduler, Cylc's way: {"command": COMMAND, "args": {NAME:
 VALUE, ...}, "meta": {...}}, values as strings, over CURVE with the keys of DIR/.service.
 Prints the reply's data as JSON on standard output. Commands of "curvezmq scheduler": ping,
-stop, auth.
+stop, auth, targets, add-target (name=NAME host=HOST), remove-target (name=NAME), reload.
 
 flags:
   --run-dir DIR  the run directory (default: $HOME/curvezmq-run/ID with --id, else

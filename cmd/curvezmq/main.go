@@ -9,9 +9,13 @@
 //
 //	curvezmq keygen [--dir DIR] [--force] NAME
 //	curvezmq scheduler [--run-dir DIR] [--id ID] [--host HOST] [--ports MIN-MAX]
+//	                   [--target NAME=HOST]... [--remote-command PATH] [--ssh COMMAND]
+//	                   [--login-shell] [--install-binary DIR] [--init-timeout T]
+//	                   [--install-timeout T] [--tidy-timeout T]
 //	curvezmq client [--run-dir DIR | --id ID] [--timeout T] [--raw JSON] COMMAND [NAME=VALUE]...
 //	curvezmq remote-init TARGET RUN_DIR
 //	curvezmq remote-tidy TARGET RUN_DIR
+//	curvezmq demo [--keep]
 //	curvezmq version
 //
 // "curvezmq help" lists the commands, "curvezmq COMMAND -h" describes one. Each command

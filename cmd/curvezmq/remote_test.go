@@ -18,9 +18,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Copied to a test bed host as bin/curvezmq, this test binary is the remote program.
-	if filepath.Base(os.Args[0]) == "curvezmq" {
+	switch filepath.Base(os.Args[0]) {
+	case "curvezmq":
+		// Copied to a test bed host as bin/curvezmq, this test binary is the remote program.
 		main()
+	case holdName:
+		os.Exit(holdMain(os.Args[1:]))
 	}
 	os.Exit(testbed.Main(m))
 }

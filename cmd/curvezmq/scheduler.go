@@ -27,8 +27,13 @@ package main
 // Requests on REP are Cylc's JSON: {"command": C, "args": {...}, "meta": {...}}, args and
 // meta optional, one frame. Every request gets a reply, {"data": ...} or {"error":
 // {"message": ...}}, malformed JSON and unknown commands included. Commands: ping (data
-// "pong"), stop (replies, then shuts down) and auth (the authenticator's Stats: counters,
-// key count, generation, key directory). Requests are handled one at a time.
+// "pong"), stop (replies, then shuts down), auth (the authenticator's Stats: counters,
+// key count, generation, key directory), and for install targets (targets.go) add-target
+// (args name, host), remove-target (name), targets and reload. Requests are handled one at a
+// time and quickly: slow work (ssh, rsync) runs on goroutines of its own.
+//
+// Install targets given with --target start their remote-init and file install once the
+// contact file exists (targets.go has the details).
 //
 // PUB publishes multipart [topic, payload] events: [b"command", {"command": C}] after each
 // request that was carried out (so a subscriber can tell that its subscription is live),
@@ -36,7 +41,7 @@ package main
 //
 // Shutdown, on a stop request, SIGINT or SIGTERM, in Cylc's order: stop serving requests,
 // publish the shutdown event, close REP and PUB and stop the authenticator; run the shutdown
-// hooks (remote tidy of install targets, once they exist); delete the keys; delete the
+// hooks (remote tidy of install targets); delete the keys; delete the
 // contact file last (its presence means "running"); release the lock. Exit 0, or 1 when a
 // step failed (it is logged; the later steps still run). Every step is bounded in time;
 // further signals during shutdown are logged and otherwise ignored.
@@ -56,6 +61,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -85,6 +91,9 @@ import (
 )
 
 const schedulerUsage = `usage: curvezmq scheduler [--run-dir DIR] [--id ID] [--host HOST] [--ports MIN-MAX]
+                          [--target NAME=HOST]... [--remote-command PATH] [--ssh COMMAND]
+                          [--login-shell] [--install-binary DIR] [--init-timeout T]
+                          [--install-timeout T] [--tidy-timeout T]
 
 Runs a workflow's scheduler in the foreground until "curvezmq client stop", SIGINT or
 SIGTERM: makes new keys in DIR/.service, serves requests on a CURVE REP socket and events on
@@ -99,6 +108,27 @@ flags:
                    else 127.0.0.1); the sockets listen on all interfaces
   --ports MIN-MAX  take the two ports at random from [MIN, MAX), or any free ports
                    with 0-0 (default 43001-43101)
+
+install targets (remote hosts that get the workflow's keys, as Cylc's platforms do):
+  --target NAME=HOST     an install target reached by ssh at HOST (repeatable); at start,
+                         remote-init then file install for each, and at shutdown remote
+                         tidy; the target "localhost" skips every remote step
+  --remote-command PATH  the program run on the remote hosts (default: curvezmq on the
+                         remote PATH; a relative path starts from the remote home)
+  --ssh COMMAND          the ssh command, replacing the default whole
+                         (default: ssh -oBatchMode=yes -oConnectTimeout=10)
+  --login-shell          run the remote command under bash --login
+  --install-binary DIR   when the remote command is missing, copy the build for the remote
+                         platform (DIR/curvezmq-<goos>-<goarch>, as scripts/release makes
+                         them) to ~/.curvezmq/bin/curvezmq there and use it
+  --init-timeout T       bounds remote-init and a binary install (default 120s)
+  --install-timeout T    bounds a file install (default 120s)
+  --tidy-timeout T       bounds remote tidy at shutdown (default 10s)
+  (T: a Go duration such as 90s, or seconds)
+
+requests (curvezmq client COMMAND [NAME=VALUE]...): ping, stop, auth, targets,
+add-target name=NAME host=HOST, remove-target name=NAME, reload. Install target requests
+reply at once; "targets" shows the statuses as they change.
 
 Exit status: 0 after a clean shutdown, 1 on failure, 4 when another scheduler is running
 on the run directory.
@@ -144,19 +174,34 @@ type request struct {
 type requestHandler func(s *scheduler, req *request) (any, error)
 
 // shutdownHook is a step of the shutdown between closing the sockets and deleting the keys
-// (Cylc's remote tidy). It gets stepTimeout.
+// (Cylc's remote tidy). It gets timeout, or stepTimeout when that is zero.
 type shutdownHook struct {
-	name string
-	run  func(ctx context.Context) error
+	name    string
+	timeout time.Duration
+	run     func(ctx context.Context) error
 }
+
+// targetSpec is one --target NAME=HOST.
+type targetSpec struct{ name, host string }
 
 // scheduler is one run of the scheduler. Requests are handled on one goroutine, so handlers
 // need no locking among themselves.
 type scheduler struct {
 	id, runDir, srvDir string
 	host               string
+	listen             string // the address the sockets bind to: "*" (all interfaces) by default
 	portMin, portMax   int
 	getenv             func(string) string
+	restart            bool // the run directory had a scheduler log before this start
+
+	// Install targets: the flags, and the manager once started.
+	targetSpecs   []targetSpec
+	sshCommand    string
+	remoteCommand string
+	loginShell    bool
+	topts         targetOptions
+	newInstaller  func(name, host string) (installer, error) // nil: rsyncx.Remote
+	targets       *targetManager
 
 	log     *slog.Logger
 	logFile *os.File
@@ -175,27 +220,95 @@ type scheduler struct {
 	stopping       chan string // a shutdown request with its reason (capacity 1)
 }
 
+// newScheduler returns a scheduler with its request handlers and defaults.
+func newScheduler(e *env) *scheduler {
+	return &scheduler{
+		handlers: map[string]requestHandler{
+			"ping":          handlePing,
+			"stop":          handleStop,
+			"auth":          handleAuth,
+			"targets":       handleTargets,
+			"add-target":    handleAddTarget,
+			"remove-target": handleRemoveTarget,
+			"reload":        handleReload,
+		},
+		stopping: make(chan string, 1),
+		getenv:   e.getenv,
+		listen:   "*",
+		topts: targetOptions{
+			initTimeout:    defaultInitTimeout,
+			installTimeout: defaultInstallTimeout,
+			tidyTimeout:    defaultTidyTimeout,
+		},
+	}
+}
+
 func runScheduler(e *env, args []string) int {
+	s, code, ok := parseScheduler(e, args)
+	if !ok {
+		return code
+	}
+	// Signals stay caught until the process exits: a second one during or just after the
+	// cleanup must not cut it short or change the exit status.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	return s.run(e, sigs)
+}
+
+// parseScheduler reads the command line into a scheduler, or returns the exit code after
+// reporting a usage error.
+func parseScheduler(e *env, args []string) (*scheduler, int, bool) {
+	s := newScheduler(e)
 	fs := flag.NewFlagSet("scheduler", flag.ContinueOnError)
 	runDirFlag := fs.String("run-dir", "", "")
 	idFlag := fs.String("id", "", "")
 	hostFlag := fs.String("host", "", "")
 	portsFlag := fs.String("ports", fmt.Sprintf("%d-%d", defaultPortMin, defaultPortMax), "")
-	if code, ok := parseFlags(e, fs, schedulerUsage, args); !ok {
-		return code
+	fs.Func("target", "", func(v string) error {
+		name, host, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("want NAME=HOST, got %q", v)
+		}
+		if err := rsyncx.ValidTarget(name); err != nil {
+			return err
+		}
+		if err := rsyncx.ValidHost(host); err != nil {
+			return err
+		}
+		for _, t := range s.targetSpecs {
+			if t.name == name {
+				return fmt.Errorf("install target %q given twice", name)
+			}
+		}
+		s.targetSpecs = append(s.targetSpecs, targetSpec{name, host})
+		return nil
+	})
+	fs.StringVar(&s.remoteCommand, "remote-command", "", "")
+	fs.StringVar(&s.sshCommand, "ssh", "", "")
+	fs.BoolVar(&s.loginShell, "login-shell", false, "")
+	fs.StringVar(&s.topts.installBinary, "install-binary", "", "")
+	for name, d := range map[string]*time.Duration{
+		"init-timeout":    &s.topts.initTimeout,
+		"install-timeout": &s.topts.installTimeout,
+		"tidy-timeout":    &s.topts.tidyTimeout,
+	} {
+		fs.Func(name, "", func(v string) error {
+			t, err := parseTimeout(v)
+			if err != nil {
+				return errors.New(strings.TrimPrefix(err.Error(), "--timeout "))
+			}
+			*d = t
+			return nil
+		})
 	}
-	bad := func(format string, a ...any) int { return usageError(e, "scheduler", schedulerUsage, format, a...) }
+	if code, ok := parseFlags(e, fs, schedulerUsage, args); !ok {
+		return nil, code, false
+	}
+	bad := func(format string, a ...any) (*scheduler, int, bool) {
+		return nil, usageError(e, "scheduler", schedulerUsage, format, a...), false
+	}
 	if fs.NArg() != 0 {
 		return bad("unexpected arguments %q", fs.Args())
-	}
-	s := &scheduler{
-		handlers: map[string]requestHandler{
-			"ping": handlePing,
-			"stop": handleStop,
-			"auth": handleAuth,
-		},
-		stopping: make(chan string, 1),
-		getenv:   e.getenv,
 	}
 	var err error
 	switch {
@@ -232,12 +345,50 @@ func runScheduler(e *env, args []string) int {
 	if s.host != "" && strings.IndexFunc(s.host, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return bad("--host %q contains whitespace or a control character", s.host)
 	}
+	if d := s.topts.installBinary; d != "" {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return bad("--install-binary %q: %v", d, err)
+		}
+		if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+			return bad("--install-binary %q: not a directory", d)
+		}
+		s.topts.installBinary = abs
+	}
+	// The ssh and remote commands, hosts and the workflow id are checked now, with the command
+	// lines they make, rather than when the first target starts.
+	for _, t := range s.targetSpecs {
+		if _, err := s.remoteInstaller(t.name, t.host); err != nil {
+			return bad("--target %s=%s: %v", t.name, t.host, err)
+		}
+	}
+	if len(s.targetSpecs) == 0 && (s.sshCommand != "" || s.remoteCommand != "") {
+		if _, err := s.remoteInstaller("check", "localhost"); err != nil {
+			return bad("%v", err)
+		}
+	}
+	return s, 0, true
+}
 
-	// Signals stay caught until the process exits: a second one during or just after the
-	// cleanup must not cut it short or change the exit status.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+// remoteInstaller makes the installer of a target reached over ssh and checks its command
+// lines.
+func (s *scheduler) remoteInstaller(name, host string) (installer, error) {
+	r := &rsyncx.Remote{Host: host, Target: name, SSHCommand: s.sshCommand, RemoteCommand: s.remoteCommand, LoginShell: s.loginShell}
+	if rsyncx.IsLocal(name) {
+		return r, nil
+	}
+	if _, err := r.InitArgv(s.id); err != nil {
+		return nil, err
+	}
+	if _, err := r.InstallArgv(s.runDir, s.id); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
 
+// run runs the scheduler until a stop request or a signal on sigs, and returns the exit
+// code.
+func (s *scheduler) run(e *env, sigs <-chan os.Signal) int {
 	stderrHandler := slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
 	s.log = slog.New(stderrHandler)
 	if code := s.claim(); code != exitOK {
@@ -320,7 +471,11 @@ func (s *scheduler) openLog(stderrHandler slog.Handler) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	path := filepath.Join(dir, "log")
+	if _, err := os.Lstat(path); err == nil {
+		s.restart = true // a scheduler ran here before: a restart, in Cylc's terms
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -332,7 +487,7 @@ func (s *scheduler) openLog(stderrHandler slog.Handler) error {
 
 // start makes the keys, binds the sockets and writes the contact file.
 func (s *scheduler) start() error {
-	s.log.Info("scheduler starting", "id", s.id, "run_dir", s.runDir, "pid", os.Getpid(), "version", version)
+	s.log.Info("scheduler starting", "id", s.id, "run_dir", s.runDir, "pid", os.Getpid(), "version", version, "restart", s.restart)
 	if err := keystore.KeyHousekeeping(s.srvDir); err != nil {
 		return err
 	}
@@ -367,10 +522,43 @@ func (s *scheduler) start() error {
 	if s.pubPort, err = s.bind(s.pub); err != nil {
 		return fmt.Errorf("could not start the ZMQ server: PUB socket: %w", err)
 	}
-	return s.writeContact()
+	if err := s.writeContact(); err != nil {
+		return err
+	}
+	s.startTargets()
+	return nil
 }
 
-// bind listens on a port of the range on all interfaces and returns the port.
+// startTargets makes the install target manager and, the contact file being written, starts
+// remote-init for each --target.
+func (s *scheduler) startTargets() {
+	newInstaller := s.newInstaller
+	if newInstaller == nil {
+		newInstaller = s.remoteInstaller
+	}
+	s.targets = &targetManager{
+		id: s.id, runDir: s.runDir, srvDir: s.srvDir, log: s.log,
+		reload: s.auth.Reload, newInstaller: newInstaller, opts: s.topts,
+		targets: map[string]*target{},
+	}
+	s.hooks = append(s.hooks, shutdownHook{
+		name:    "remote tidy",
+		timeout: stepStopWait + s.topts.tidyTimeout + time.Second,
+		run:     s.targets.shutdown,
+	})
+	load := rsyncx.LoadStart
+	if s.restart {
+		load = rsyncx.LoadRestart
+	}
+	for _, t := range s.targetSpecs {
+		if _, err := s.targets.add(t.name, t.host, load); err != nil {
+			s.log.Error("install target", "target", t.name, "host", t.host, "err", err)
+		}
+	}
+}
+
+// bind listens on a port of the range on s.listen (all interfaces by default) and returns
+// the port.
 func (s *scheduler) bind(sock zmq4.Socket) (int, error) {
 	ports := []int{0} // 0-0
 	if s.portMax != 0 {
@@ -381,7 +569,7 @@ func (s *scheduler) bind(sock zmq4.Socket) (int, error) {
 	}
 	var err error
 	for _, p := range ports {
-		if err = sock.Listen(fmt.Sprintf("%s://*:%d", curve.TransportTCP, p)); err == nil {
+		if err = sock.Listen(fmt.Sprintf("%s://%s:%d", curve.TransportTCP, s.listen, p)); err == nil {
 			addr, ok := sock.Addr().(*net.TCPAddr)
 			if !ok {
 				return 0, fmt.Errorf("unexpected listening address %v", sock.Addr())
@@ -425,7 +613,7 @@ func (s *scheduler) writeContact() error {
 		keystore.ContactRunDir:      s.runDir,
 		keystore.ContactUUID:        runUUID,
 		keystore.ContactCylcPath:    "None",
-		keystore.ContactSSHCommand:  rsyncx.DefaultSSHCommand,
+		keystore.ContactSSHCommand:  cmp.Or(s.sshCommand, rsyncx.DefaultSSHCommand),
 		keystore.ContactLoginShell:  "True",
 	}
 	if err := keystore.WriteContact(s.srvDir, c); err != nil {
@@ -681,7 +869,7 @@ func (s *scheduler) shutdown(reason string, sigs <-chan os.Signal) bool {
 
 	// 2. Shutdown hooks (remote tidy).
 	for _, h := range s.hooks {
-		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(h.timeout, stepTimeout))
 		err := h.run(ctx)
 		cancel()
 		if err != nil {

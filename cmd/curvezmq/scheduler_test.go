@@ -142,7 +142,7 @@ func TestSchedulerAndClient(t *testing.T) {
 		t.Errorf("auth stats %+v\n%s", stats, r.stdout)
 	}
 	expect(t, h.run("client", "--run-dir", runDir, "frobnicate"), 1,
-		`curvezmq: client: flow/run1: unknown command "frobnicate" (known: auth, ping, stop)`)
+		`curvezmq: client: flow/run1: unknown command "frobnicate" (known: add-target, auth, ping, reload, remove-target, stop, targets)`)
 	expect(t, h.run("client", "--run-dir", runDir, "--raw", `["ping"]`), 1, "malformed request: not a JSON object")
 	expect(t, h.run("client", "--run-dir", runDir, "--raw", `{"command":"ping","args":[]}`), 1, `"args" must be an object`)
 	expect(t, h.run("client", "--run-dir", runDir, "--raw", `{"command":7}`), 1, `malformed request: "command" is a JSON number`)
@@ -351,7 +351,7 @@ func TestSchedulerRequests(t *testing.T) {
 		{[]string{`{"command":["ping"]}`}, `{"error":{"message":"malformed request: \"command\" is a JSON array"}}`},
 		{[]string{`{"command":"ping","args":"x"}`}, `{"error":{"message":"malformed request: \"args\" must be an object"}}`},
 		{[]string{`{"command":"ping"}`, `{}`}, `{"error":{"message":"malformed request: want one frame of JSON, got 2 frames"}}`},
-		{[]string{`{"command":"Ping"}`}, `{"error":{"message":"unknown command \"Ping\" (known: auth, ping, stop)"}}`},
+		{[]string{`{"command":"Ping"}`}, `{"error":{"message":"unknown command \"Ping\" (known: add-target, auth, ping, reload, remove-target, stop, targets)"}}`},
 	} {
 		got, err := sendRequest(t, s.srvDir, c, tc.frames...)
 		if err != nil || got != tc.reply {
