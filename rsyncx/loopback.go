@@ -2,7 +2,6 @@ package rsyncx
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,34 +64,8 @@ func (l *Loopback) argv(sub, workflowID string) ([]string, []string, error) {
 // Init runs remote-init as a child process with stdin (the [WriteContactTar] stream) on a
 // pipe, as [Remote.Init] runs it over ssh, and returns the certificate it printed.
 func (l *Loopback) Init(ctx context.Context, workflowID string, stdin io.Reader) (*InitResult, error) {
-	if IsLocal(l.Target) {
-		return &InitResult{Status: StatusInstallDone, Skipped: true}, nil
-	}
-	res := &InitResult{Status: StatusInitFailed}
-	fail := func(err error) (*InitResult, error) {
-		if errors.Is(err, ErrUnreachable) {
-			res.Status = StatusInit255
-		}
-		return res, &Error{Op: "remote init", Host: "loopback", Target: l.Target, Status: res.Status, Result: res.Result, Err: err}
-	}
 	argv, env, err := l.argv(remoteInitCmd, workflowID)
-	if err != nil {
-		return fail(err)
-	}
-	run, err := Run(ctx, argv, &RunOptions{Stdin: stdin, Env: env, Dir: l.Home, MaxStdout: MaxRemoteInitOutput})
-	res.Result = run
-	if err != nil {
-		return fail(err)
-	}
-	if run.StdoutTruncated {
-		return fail(fmt.Errorf("%w: more than %d bytes", ErrBadOutput, MaxRemoteInitOutput))
-	}
-	cert, err := ParseRemoteInitOutput(run.Code, run.Stdout)
-	if err != nil {
-		return fail(err)
-	}
-	res.Status, res.Cert = StatusInitDone, cert
-	return res, nil
+	return runInit(ctx, "loopback", l.Target, argv, err, RunOptions{Stdin: stdin, Env: env, Dir: l.Home})
 }
 
 // Install copies runDir to the stand-in remote run directory with [CopyInstall] and writes
@@ -153,16 +126,6 @@ func (l *Loopback) Install(ctx context.Context, runDir, workflowID string, load 
 
 // Tidy runs remote-tidy as a child process with empty stdin.
 func (l *Loopback) Tidy(ctx context.Context, workflowID string) error {
-	if IsLocal(l.Target) {
-		return nil
-	}
 	argv, env, err := l.argv(remoteTidyCmd, workflowID)
-	if err != nil {
-		return &Error{Op: "remote tidy", Host: "loopback", Target: l.Target, Err: err}
-	}
-	run, err := Run(ctx, argv, &RunOptions{Env: env, Dir: l.Home})
-	if err != nil {
-		return &Error{Op: "remote tidy", Host: "loopback", Target: l.Target, Result: run, Err: err}
-	}
-	return nil
+	return runTidy(ctx, "loopback", l.Target, argv, err, RunOptions{Env: env, Dir: l.Home})
 }

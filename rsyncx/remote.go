@@ -57,7 +57,15 @@ type InitResult struct {
 //
 // The result is never nil, and its Status is set on error too.
 func (r *Remote) Init(ctx context.Context, workflowID string, stdin io.Reader) (*InitResult, error) {
-	if IsLocal(r.Target) {
+	argv, err := r.InitArgv(workflowID)
+	return runInit(ctx, r.Host, r.Target, argv, err, RunOptions{Stdin: stdin})
+}
+
+// runInit runs a remote-init command line, argv (over ssh, or as a local child process),
+// unless argvErr says it could not be built, and reads the certificate it printed between
+// KEYSTART and KEYEND. For the local install target nothing runs.
+func runInit(ctx context.Context, host, target string, argv []string, argvErr error, opts RunOptions) (*InitResult, error) {
+	if IsLocal(target) {
 		return &InitResult{Status: StatusInstallDone, Skipped: true}, nil
 	}
 	res := &InitResult{Status: StatusInitFailed}
@@ -65,13 +73,13 @@ func (r *Remote) Init(ctx context.Context, workflowID string, stdin io.Reader) (
 		if errors.Is(err, ErrUnreachable) {
 			res.Status = StatusInit255
 		}
-		return res, &Error{Op: "remote init", Host: r.Host, Target: r.Target, Status: res.Status, Result: res.Result, Err: err}
+		return res, &Error{Op: "remote init", Host: host, Target: target, Status: res.Status, Result: res.Result, Err: err}
 	}
-	argv, err := r.InitArgv(workflowID)
-	if err != nil {
-		return fail(err)
+	if argvErr != nil {
+		return fail(argvErr)
 	}
-	run, err := Run(ctx, argv, &RunOptions{Stdin: stdin, MaxStdout: MaxRemoteInitOutput})
+	opts.MaxStdout = MaxRemoteInitOutput
+	run, err := Run(ctx, argv, &opts)
 	res.Result = run
 	if err != nil {
 		return fail(err)
@@ -164,16 +172,22 @@ func (r *Remote) Install(ctx context.Context, runDir, workflowID string, load Lo
 // [*Error], matching [ErrUnreachable] when ssh exited 255. ctx bounds the run (Cylc allows 10
 // seconds in all). For the local install target nothing runs.
 func (r *Remote) Tidy(ctx context.Context, workflowID string) error {
-	if IsLocal(r.Target) {
+	argv, err := r.TidyArgv(workflowID)
+	return runTidy(ctx, r.Host, r.Target, argv, err, RunOptions{})
+}
+
+// runTidy runs a remote-tidy command line (over ssh, or as a local child process), unless
+// argvErr says it could not be built. For the local install target nothing runs.
+func runTidy(ctx context.Context, host, target string, argv []string, argvErr error, opts RunOptions) error {
+	if IsLocal(target) {
 		return nil
 	}
-	argv, err := r.TidyArgv(workflowID)
-	if err != nil {
-		return &Error{Op: "remote tidy", Host: r.Host, Target: r.Target, Err: err}
+	if argvErr != nil {
+		return &Error{Op: "remote tidy", Host: host, Target: target, Err: argvErr}
 	}
-	run, err := Run(ctx, argv, nil)
+	run, err := Run(ctx, argv, &opts)
 	if err != nil {
-		return &Error{Op: "remote tidy", Host: r.Host, Target: r.Target, Result: run, Err: err}
+		return &Error{Op: "remote tidy", Host: host, Target: target, Result: run, Err: err}
 	}
 	return nil
 }
