@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/curvezmq/curvezmq/internal/pyzmq"
 	"io"
 	"os"
 	"os/exec"
@@ -15,11 +16,6 @@ import (
 	"testing"
 	"time"
 )
-
-// pythonEnv names the interpreter to use instead of /usr/bin/python3. Setting it to a
-// path that does not exist makes every libzmq test skip, which is how the skip path
-// itself is tested.
-const pythonEnv = "CURVEZMQ_INTEROP_PYTHON"
 
 const (
 	// peerLifetime bounds a peer process: it is killed after this long whatever happens.
@@ -30,35 +26,8 @@ const (
 	eventWait = 10 * time.Second
 )
 
-// probe is the result of checking the interpreter once per test binary.
-var probe = sync.OnceValues(func() (string, error) {
-	py := os.Getenv(pythonEnv)
-	if py == "" {
-		// Debian's python3-zmq imports only in the system interpreter, which need not
-		// be the python3 first on PATH.
-		py = "/usr/bin/python3"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, py, "-c", "import zmq, zmq.auth.thread").CombinedOutput()
-	if err != nil {
-		if out = bytes.TrimSpace(out); len(out) > 0 {
-			err = fmt.Errorf("%v: %s", err, out[bytes.LastIndexByte(out, '\n')+1:]) // the exception line
-		}
-		return "", fmt.Errorf("%s cannot import zmq (install Debian's python3-zmq): %v", py, err)
-	}
-	return py, nil
-})
-
 // python returns the interpreter with pyzmq, or skips the test.
-func python(t testing.TB) string {
-	t.Helper()
-	py, err := probe()
-	if err != nil {
-		t.Skipf("libzmq interop test skipped: %v", err)
-	}
-	return py
-}
+func python(t testing.TB) string { return pyzmq.Python(t, "libzmq interop test") }
 
 // line is one JSON line from a peer: a reply to a command or an unprompted report.
 type line struct {

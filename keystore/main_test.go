@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/curvezmq/curvezmq/internal/pyzmq"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -186,18 +187,8 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
-// pythonZMQ returns /usr/bin/python3 if it can import zmq, else skips the test.
-func pythonZMQ(t *testing.T) string {
-	t.Helper()
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skip("golden pyzmq test: needs /usr/bin/python3 with zmq (Debian python3-zmq)")
-	}
-	if out, err := exec.Command(py, "-c", "import zmq.auth").CombinedOutput(); err != nil {
-		t.Skipf("golden pyzmq test: needs /usr/bin/python3 with zmq (Debian python3-zmq): %v: %s", err, out)
-	}
-	return py
-}
+// pythonZMQ returns the interpreter that imports zmq, else skips the test.
+func pythonZMQ(t *testing.T) string { return pyzmq.Python(t, "golden pyzmq test") }
 
 // runPython runs a Python program with args and returns its stdout.
 func runPython(t *testing.T, py, prog string, args ...string) []byte {

@@ -8,49 +8,22 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"github.com/curvezmq/curvezmq/internal/pyzmq"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/curvezmq/curvezmq/keystore"
 )
 
-// pythonProbe checks once per test binary that /usr/bin/python3 can import pyzmq.
-var pythonProbe = sync.OnceValues(func() (string, error) {
-	py := os.Getenv("CURVEZMQ_INTEROP_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3" // the python3 first on PATH may not see Debian's python3-zmq
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, py, "-c", "import zmq, zmq.auth.thread").CombinedOutput()
-	if err != nil {
-		if out = bytes.TrimSpace(out); len(out) > 0 {
-			err = fmt.Errorf("%v: %s", err, out[bytes.LastIndexByte(out, '\n')+1:]) // the exception line
-		}
-		return "", fmt.Errorf("%s cannot import zmq (install Debian's python3-zmq): %v", py, err)
-	}
-	return py, nil
-})
-
-func python(t testing.TB) string {
-	t.Helper()
-	py, err := pythonProbe()
-	if err != nil {
-		t.Skipf("pyzmq test skipped: %v", err)
-	}
-	return py
-}
+func python(t testing.TB) string { return pyzmq.Python(t, "pyzmq test") }
 
 // pyProc is a running Python peer whose stdout lines are JSON objects.
 type pyProc struct {
