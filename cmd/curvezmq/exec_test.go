@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -136,31 +135,13 @@ func expect(t testing.TB, r result, code int, msgs ...string) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a writing process and a reading test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // schedProc is a running scheduler.
 type schedProc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	runDir string
 	srvDir string
-	stderr *lockedBuffer
+	stderr *syncBuffer
 	done   chan struct{} // closed when the process has exited
 	code   int           // the exit code, once done
 }
@@ -181,7 +162,7 @@ func (h *harness) startSchedulerArgs(runDir string, args ...string) *schedProc {
 	cmd.Dir = h.wd
 	cmd.WaitDelay = time.Second
 	p := &schedProc{t: h.t, cmd: cmd, runDir: runDir, srvDir: keystore.ServiceDir(runDir),
-		stderr: &lockedBuffer{}, done: make(chan struct{})}
+		stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		cancel()

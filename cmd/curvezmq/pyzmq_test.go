@@ -31,7 +31,7 @@ type pyProc struct {
 	name   string
 	cmd    *exec.Cmd
 	lines  chan map[string]any
-	stderr *lockedBuffer
+	stderr *syncBuffer
 	done   chan struct{}
 	err    error // from Wait, once done
 }
@@ -49,7 +49,7 @@ func startPython(t testing.TB, script string, args ...string) *pyProc {
 	cmd := exec.CommandContext(ctx, py, append([]string{path}, args...)...)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1") // no __pycache__ in testdata
 	cmd.WaitDelay = time.Second
-	p := &pyProc{t: t, name: script, cmd: cmd, lines: make(chan map[string]any, 16), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &pyProc{t: t, name: script, cmd: cmd, lines: make(chan map[string]any, 16), stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
