@@ -128,7 +128,6 @@ type rawPeer struct {
 	t    testing.TB
 	conn net.Conn
 	sess *handshake.Session
-	buf  []byte
 }
 
 // dialRaw connects to addr and runs a client handshake with metadata meta.

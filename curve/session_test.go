@@ -56,17 +56,19 @@ func TestOuterFlagsIgnored(t *testing.T) {
 		if _, err := r.conn.Read(hdr[:]); err != nil || hdr[0] != want {
 			t.Fatalf("outer flags %x, want %x (%v)", hdr[0], want, err)
 		}
-		body, n := []byte{}, 0
+		var l [8]byte
+		size := l[:1]
 		if want == 0x02 {
-			var l [8]byte
-			r.conn.Read(l[:])
-			n = int(l[7]) | int(l[6])<<8
-		} else {
-			var l [1]byte
-			r.conn.Read(l[:])
-			n = int(l[0])
+			size = l[:8]
 		}
-		body = make([]byte, n)
+		if _, err := ioFull(r, size); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, c := range size {
+			n = n<<8 | int(c)
+		}
+		body := make([]byte, n)
 		if _, err := ioFull(r, body); err != nil {
 			t.Fatal(err)
 		}

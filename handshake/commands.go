@@ -3,7 +3,6 @@ package handshake
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 )
 
 // One type per CurveZMQ command (RFC 26, "Commands"). Each unmarshal resets the value,
@@ -252,19 +251,4 @@ func allZero(b []byte) bool {
 		acc |= c
 	}
 	return acc == 0
-}
-
-// commandName returns a printable name for the command in b, for error messages.
-func commandName(b []byte) string {
-	if len(b) == 0 {
-		return "empty command"
-	}
-	n := min(int(b[0]), len(b)-1)
-	name := b[1 : 1+n]
-	for _, c := range name {
-		if c < 'A' || c > 'Z' {
-			return fmt.Sprintf("command of %d bytes", len(b))
-		}
-	}
-	return string(name)
 }

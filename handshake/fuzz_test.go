@@ -114,6 +114,11 @@ func FuzzMessageOpen(f *testing.F) {
 		cfg.client.Rand = newDetRand("client")
 		cfg.server.Rand = newDetRand("server")
 		tr := run(t, cfg, func(*Request) Result { return Result{Status: StatusOK, UserID: "alice"} })
+		// The command's fields round-trip whenever it parses (no malleability).
+		var m messageCmd
+		if m.unmarshal(b) == nil && !bytes.Equal(m.marshal(nil), b) {
+			t.Fatal("MESSAGE re-marshal differs")
+		}
 		in := bytes.Clone(b)
 		flags, payload, err := tr.server.OpenMessage(in)
 		if err != nil {
