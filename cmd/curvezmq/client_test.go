@@ -256,7 +256,7 @@ func TestClientUsage(t *testing.T) {
 	}{
 		{nil, []string{"client", "ping"}, "which workflow? Give --run-dir or --id, or set CURVEZMQ_RUN_DIR"},
 		{nil, []string{"client", "--run-dir", dir, "--id", "x", "ping"}, "give --run-dir or --id, not both"},
-		{nil, []string{"client", "--id", "../x", "ping"}, `contains ".."`},
+		{nil, []string{"client", "--id", "../x", "ping"}, `has a ".." component`},
 		{nil, []string{"client", "--run-dir", dir}, "no COMMAND"},
 		{nil, []string{"client", "--run-dir", dir, "--timeout", "0", "ping"}, "must be positive"},
 		{nil, []string{"client", "--run-dir", dir, "--timeout", "-1s", "ping"}, "must be positive"},

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
-	"unicode"
+
+	"github.com/curvezmq/curvezmq/rsyncx"
 )
 
 // Exit codes of the scheduler and the client.
@@ -26,25 +26,10 @@ const runDirParent = "curvezmq-run"
 // CYLC_WORKFLOW_RUN_DIR).
 const runDirEnv = "CURVEZMQ_RUN_DIR"
 
-// checkID accepts a workflow id: not empty, possibly nested ("flow/run1"), without "..",
-// a leading "/", empty or "." components, whitespace or control characters.
+// checkID accepts a workflow id by the one rule that remote install targets need too
+// (rsyncx.ValidWorkflowID), so that an id that runs a scheduler can also be given targets.
 func checkID(id string) error {
-	switch {
-	case id == "":
-		return errors.New("the workflow id is empty")
-	case strings.HasPrefix(id, "/"):
-		return fmt.Errorf("workflow id %q starts with \"/\"", id)
-	case strings.Contains(id, ".."):
-		return fmt.Errorf("workflow id %q contains \"..\"", id)
-	case strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return fmt.Errorf("workflow id %q contains whitespace or a control character", id)
-	}
-	for _, c := range strings.Split(id, "/") {
-		if c == "" || c == "." {
-			return fmt.Errorf("workflow id %q has an empty or \".\" component", id)
-		}
-	}
-	return nil
+	return rsyncx.ValidWorkflowID(id)
 }
 
 // defaultRunDir returns $HOME/curvezmq-run/<id>.
