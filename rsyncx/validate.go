@@ -27,8 +27,9 @@ func ValidTarget(name string) error {
 
 // ValidWorkflowID reports whether id can be a workflow id: a relative path of one or more
 // components separated by "/" (as in "flow/run1"), at most 255 bytes, each component made of
-// ASCII letters, digits, dots, underscores, plus signs and hyphens, none empty, "." or "..",
-// and the first not starting with "-". There is no leading or trailing "/" and no whitespace.
+// ASCII letters, digits, dots, underscores, plus signs, "@" and hyphens (Cylc's set, in
+// ASCII), none empty, "." or "..", and the first not starting with "-". There is no leading
+// or trailing "/" and no whitespace.
 func ValidWorkflowID(id string) error {
 	return validRelPath("workflow id", id)
 }
@@ -58,8 +59,8 @@ func validRelPath(what, p string) error {
 			return fmt.Errorf("%w: %s %q has a %q component", ErrInvalid, what, p, c)
 		}
 		for i := 0; i < len(c); i++ {
-			if b := c[i]; !isNameByte(b) && b != '+' {
-				return fmt.Errorf("%w: %s %q: only letters, digits, '.', '_', '+', '-' and '/' are allowed", ErrInvalid, what, p)
+			if b := c[i]; !isNameByte(b) && b != '+' && b != '@' {
+				return fmt.Errorf("%w: %s %q: only letters, digits, '.', '_', '+', '@', '-' and '/' are allowed", ErrInvalid, what, p)
 			}
 		}
 	}

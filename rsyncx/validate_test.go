@@ -22,7 +22,7 @@ func TestValidTarget(t *testing.T) {
 }
 
 func TestValidWorkflowID(t *testing.T) {
-	for _, ok := range []string{"flow", "flow/run1", "a/b/c", "my.flow+x_y-z", "flow/..x", strings.Repeat("a", 255)} {
+	for _, ok := range []string{"flow", "flow/run1", "a/b/c", "my.flow+x_y-z", "flow/..x", "flow@site/run1", strings.Repeat("a", 255)} {
 		if err := ValidWorkflowID(ok); err != nil {
 			t.Errorf("ValidWorkflowID(%q) = %v", ok, err)
 		}

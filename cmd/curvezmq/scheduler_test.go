@@ -568,7 +568,7 @@ func TestSchedulerUsage(t *testing.T) {
 		{[]string{"scheduler", "--id", "a b"}, "only letters, digits"},
 		{[]string{"scheduler", "--id", "caf\u00e9"}, "only letters, digits"},
 		{[]string{"scheduler", "--id", "a//b"}, "empty"},
-		{[]string{"scheduler", "--run-dir", "/tmp/white space"}, "only letters, digits, '.', '_', '+', '-' and '/' are allowed (give --id)"},
+		{[]string{"scheduler", "--run-dir", "/tmp/white space"}, "only letters, digits, '.', '_', '+', '@', '-' and '/' are allowed (give --id)"},
 		{[]string{"scheduler", "--run-dir", dir, "--ports", "43001"}, "want MIN-MAX"},
 		{[]string{"scheduler", "--run-dir", dir, "--ports", "5-3"}, "want 0 <= MIN <= MAX <= 65535"},
 		{[]string{"scheduler", "--run-dir", dir, "--ports", "1-70000"}, "want 0 <= MIN <= MAX <= 65535"},
