@@ -134,7 +134,12 @@ func parseCertificate(data []byte) (*Certificate, int, error) {
 		indented := raw[0] == ' ' || raw[0] == '\t'
 		eq := bytes.IndexByte(line, '=')
 		if eq < 0 {
-			first := bytes.Fields(line)[0]
+			// The first word, cut at the same ASCII blanks that trimSpace removes, so that it
+			// is never empty (bytes.Fields would also cut at Unicode spaces such as U+00A0).
+			first := line
+			if i := bytes.IndexAny(line, " \t\v\f\r"); i >= 0 {
+				first = line[:i]
+			}
 			if isKeyName(first) && (!indented || section == sectionCurve || section == sectionNone) {
 				c.Wipe()
 				return nil, n, fmt.Errorf("%w: %s has no '='", ErrMalformed, first)

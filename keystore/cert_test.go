@@ -338,3 +338,26 @@ func TestCertificateMetadata(t *testing.T) {
 		}
 	}
 }
+
+// Lines made only of Unicode spaces are neither blank (trimSpace removes ASCII blanks only)
+// nor words: they once made the first-word split return nothing and the parser panic.
+func TestParseCertificateUnicodeSpaceLines(t *testing.T) {
+	kp := mustPair(t, clientSecretZ85)
+	valid := string(PublicCertificate(kp.Public, time.Now()))
+	for _, text := range []string{
+		"\u00a0", "\u00a0\n", "\u0085\n", "\u3000", "curve\n\u0085\n", "curve\n    \u2028\n",
+		"\u00a0\n" + valid, valid + "\u00a0\n",
+	} {
+		c, err := ParseCertificate("x.key", []byte(text))
+		if err == nil {
+			// Only a certificate with its key lines intact may parse.
+			if c.Public != kp.Public {
+				t.Errorf("%q: parsed with public key %v", text, c.Public)
+			}
+			continue
+		}
+		if c != nil || !errors.Is(err, ErrNoPublicKey) && !errors.Is(err, ErrMalformed) {
+			t.Errorf("%q: %v, %v", text, c, err)
+		}
+	}
+}
