@@ -19,7 +19,7 @@ const (
 	exitRemoteOK      = 0
 	exitRemoteBadArgs = 1 // bad arguments or input
 	exitRemoteGuard   = 2 // a guard refused (remote-init)
-	exitRemoteFailed  = 3 // making or removing keys failed
+	exitRemoteFailed  = 3 // writing keys or the contact file, or removing them, failed
 )
 
 func init() {
@@ -41,7 +41,8 @@ the target's client key pair in RUN_DIR/.service, installs the contact file sent
 stream on standard input, and prints the public certificate between KEYSTART and KEYEND,
 then REMOTE INIT DONE. On failure it prints REMOTE INIT FAILED and the reason, and exits
 1 (bad arguments or input), 2 (a guard refused: a shared filesystem or a misconfigured
-install target) or 3 (the keys could not be made).
+install target) or 3 (the keys or the contact file could not be written; keys it made are
+removed again).
 `
 
 const remoteTidyUsage = `usage: curvezmq remote-tidy TARGET RUN_DIR
@@ -85,21 +86,43 @@ func remoteArgs(e *env, name, usage string, args []string, failed func(string)) 
 }
 
 // expandRunDir expands $HOME and ${HOME} in dir (the scheduler quotes them so that this
-// program, not a shell, expands them) and requires an absolute path with no other variable.
+// program, not a shell, expands them) and requires an absolute path with no other variable
+// ($HOMEDIR is another variable, as it is to a shell).
 func expandRunDir(dir, home string) (string, error) {
 	if strings.Contains(dir, "$") {
 		if home == "" || !filepath.IsAbs(home) {
 			return "", fmt.Errorf("run directory %q: HOME is not set to an absolute path", dir)
 		}
-		dir = strings.NewReplacer("${HOME}", home, "$HOME", home).Replace(dir)
-	}
-	if strings.Contains(dir, "$") {
-		return "", fmt.Errorf("run directory %q contains an invalid environment variable", dir)
+		var b strings.Builder
+		for rest := dir; rest != ""; {
+			i := strings.IndexByte(rest, '$')
+			if i < 0 {
+				b.WriteString(rest)
+				break
+			}
+			b.WriteString(rest[:i])
+			rest = rest[i:]
+			switch {
+			case strings.HasPrefix(rest, "${HOME}"):
+				rest = rest[len("${HOME}"):]
+			case strings.HasPrefix(rest, "$HOME") && (len(rest) == len("$HOME") || !isNameChar(rest[len("$HOME")])):
+				rest = rest[len("$HOME"):]
+			default:
+				return "", fmt.Errorf("run directory %q contains an invalid environment variable", dir)
+			}
+			b.WriteString(home)
+		}
+		dir = b.String()
 	}
 	if !filepath.IsAbs(dir) {
 		return "", fmt.Errorf("run directory %q is not absolute", dir)
 	}
 	return filepath.Clean(dir), nil
+}
+
+// isNameChar reports whether c can continue a shell variable name.
+func isNameChar(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
 func runRemoteInit(e *env, args []string) int {
@@ -131,7 +154,13 @@ func runRemoteInit(e *env, args []string) int {
 	}
 	if contact != nil {
 		if err := rsyncx.InstallContact(runDir, contact); err != nil {
-			failed(err.Error())
+			// The scheduler tidies only targets whose remote-init succeeded: take back the
+			// key pair just made, so that a failure leaves no secret key here.
+			msg := err.Error()
+			if rerr := keystore.RemoveClientKeys(keystore.ServiceDir(runDir), target, false); rerr != nil {
+				msg += "; and the new client keys could not be removed: " + rerr.Error()
+			}
+			failed(msg)
 			return exitRemoteFailed
 		}
 	}

@@ -147,6 +147,9 @@ func TestRemoteInitFailures(t *testing.T) {
 		{name: "bad target", args: []string{"x;y", "$HOME/r"}, code: 1, msg: "invalid install target"},
 		{name: "relative run dir", args: []string{"hpc", "curvezmq-run/r"}, code: 1, msg: "not absolute"},
 		{name: "other variable", args: []string{"hpc", "$HOME/$USER/r"}, code: 1, msg: "invalid environment variable"},
+		{name: "a longer name", args: []string{"hpc", "$HOMEDIR/r"}, code: 1, msg: "invalid environment variable"},
+		{name: "a longer name, braced", args: []string{"hpc", "${HOME_OLD}/r"}, code: 1, msg: "invalid environment variable"},
+		{name: "a lone dollar", args: []string{"hpc", "$HOME/r$"}, code: 1, msg: "invalid environment variable"},
 		{name: "no HOME", home: "-", args: []string{"hpc", "$HOME/r"}, code: 1, msg: "HOME is not set"},
 		{name: "hostile tar", stdin: hostileTar, args: []string{"hpc", "$HOME/r"}, code: 1, msg: "unacceptable tar stream"},
 		{
@@ -174,6 +177,14 @@ func TestRemoteInitFailures(t *testing.T) {
 			},
 			args: []string{"hpc", "$HOME/r"}, code: 3, msg: "",
 		},
+		{
+			name: "contact file cannot be installed",
+			setup: func(r string) error {
+				return os.MkdirAll(filepath.Join(r, ".service", "contact"), 0o700)
+			},
+			stdin: func() io.Reader { return contactTar(t) },
+			args:  []string{"hpc", "$HOME/r"}, code: 3, msg: "contact",
+		},
 	} {
 		home := t.TempDir()
 		if c.setup != nil {
@@ -196,9 +207,12 @@ func TestRemoteInitFailures(t *testing.T) {
 		if strings.Contains(stdout, "KEYSTART") || !strings.HasPrefix(stderr, "curvezmq: remote-init: ") {
 			t.Errorf("%s: stdout %q, stderr %q", c.name, stdout, stderr)
 		}
-		// Nothing was made for a refusal.
-		if _, err := os.Lstat(filepath.Join(home, "r", ".service", "client.key_secret")); c.code != 3 && !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s: keys made despite the refusal", c.name)
+		// No key is left by a failure: none is made for a refusal, and one made before a
+		// later step failed is removed (the scheduler tidies only successful targets).
+		for _, name := range []string{"client.key_secret", "client_hpc.key"} {
+			if _, err := os.Lstat(filepath.Join(home, "r", ".service", name)); err == nil {
+				t.Errorf("%s: %s left behind", c.name, name)
+			}
 		}
 	}
 
