@@ -189,8 +189,13 @@ func TestInstallOverSSH(t *testing.T) {
 	} {
 		writeFile(t, filepath.Join(runDir, name), "content of "+name+"\n", mode)
 	}
-	// What remote-init left on the remote: rsync must not delete it.
+	// What remote-init left on the remote: rsync must not delete it. The host is shared
+	// with earlier runs (go test -count=N): start from an empty remote run directory, or
+	// rsync finds everything in place, prints nothing, and no install log is written.
 	remoteRun := "curvezmq-run/flow/inst"
+	if err := os.RemoveAll(h.LocalPath(remoteRun)); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{".service/contact", ".service/client.key_secret", ".service/client_hpc.key"} {
 		if err := h.WriteFile(remoteRun+"/"+name, []byte("remote "+name+"\n"), 0o600); err != nil {
 			t.Fatal(err)
