@@ -57,7 +57,11 @@ type Conn struct {
 	sess     *handshake.Session
 	peer     Peer
 	peer31   bool // the peer announced ZMTP 3.1
-	untrack  func()
+
+	// The Tracker's untrack function (server), guarded by trackMu.
+	trackMu   sync.Mutex
+	untrack   func()
+	untracked bool // Close has taken untrack
 
 	// Read side, guarded by rmu.
 	rmu        sync.Mutex
@@ -132,8 +136,8 @@ func (c *Conn) Handshake(ctx context.Context) error {
 		return c.hsErr
 	}
 	c.hsMu.Lock()
-	defer c.hsMu.Unlock()
 	if c.hsDone.Load() {
+		c.hsMu.Unlock()
 		return c.hsErr
 	}
 	var err error
@@ -151,8 +155,7 @@ func (c *Conn) Handshake(ctx context.Context) error {
 			}
 		}
 	}
-	c.finishHandshake(err)
-	return c.hsErr
+	return c.endHandshake(err)
 }
 
 // startDeadline fixes the handshake's deadline; every step of a split handshake shares it.
@@ -170,9 +173,15 @@ func (c *Conn) withDeadline(ctx context.Context) (stop func()) {
 		d = cd
 	}
 	c.conn.SetDeadline(d)
-	cancel := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	fired := make(chan struct{})
+	cancel := context.AfterFunc(ctx, func() {
+		c.conn.SetDeadline(time.Unix(1, 0))
+		close(fired)
+	})
 	return func() {
-		cancel()
+		if !cancel() {
+			<-fired // ctx ended meanwhile: its deadline must not land after ours is cleared
+		}
 		c.conn.SetDeadline(time.Time{})
 	}
 }
@@ -275,8 +284,7 @@ func (c *Conn) clientFinish(ctx context.Context, meta Metadata) error {
 // serverAuth runs the server's side up to the authorizer's decision. On a refusal it sends
 // ERROR (400, 500) or nothing (300) and fails.
 func (c *Conn) serverAuth(ctx context.Context, meta Metadata) error {
-	stop := c.withDeadline(ctx)
-	defer func() { stop() }()
+	defer c.withDeadline(ctx)()
 	c.hcfg = c.cfg.handshakeConfig(meta, c.agreement)
 	hs, err := handshake.NewServer(c.hcfg)
 	if err != nil {
@@ -333,14 +341,13 @@ func (c *Conn) serverAuth(ctx context.Context, meta Metadata) error {
 	if reply != nil {
 		// ERROR 400 or 500; then give the client a moment to read it and hang up.
 		if werr := c.writeCommand(reply); werr == nil {
-			c.linger(time.Now().Add(errorLinger), true)
+			c.linger(ctx, time.Now().Add(errorLinger), true)
 		}
 	} else {
 		// 300: as libzmq, say nothing and keep the connection until the handshake
-		// deadline, so the client does not retry at once.
-		stop()
-		stop = func() {}
-		c.linger(c.deadline, false)
+		// deadline, so the client does not retry at once; ctx (a closing listener) ends
+		// the wait sooner.
+		c.linger(ctx, c.deadline, false)
 	}
 	return err
 }
@@ -377,8 +384,50 @@ func (c *Conn) checkPeerType() error {
 		Err: fmt.Errorf("%w: peer socket type %q cannot talk to %s", handshake.ErrMalformed, printable(theirs), c.cfg.SocketType)}
 }
 
-// finishHandshake records the outcome, wipes what must be wiped, reports the event and, on
-// success, starts the writer and the heartbeat.
+// endHandshake ends the handshake with err: it records the outcome under hsMu, which the
+// caller holds and which it releases, and only then tells Config.Events, the Tracker and
+// OnAuthenticated, any of which may close the connection at once (Close takes hsMu).
+func (c *Conn) endHandshake(err error) error {
+	c.finishHandshake(err)
+	c.hsMu.Unlock()
+	c.emit(c.hsErr)
+	if c.hsErr == nil && !c.isClient {
+		if t, ok := c.cfg.Authorizer.(handshake.Tracker); ok {
+			c.setUntrack(t.Track(c.peer.Key, c))
+		}
+		if c.cfg.OnAuthenticated != nil {
+			c.cfg.OnAuthenticated(c.peer)
+		}
+	}
+	return c.hsErr
+}
+
+// setUntrack keeps the Tracker's untrack function for Close, or calls it at once if Close
+// has already run (the tracker, or anyone, may have closed the connection meanwhile).
+func (c *Conn) setUntrack(untrack func()) {
+	c.trackMu.Lock()
+	if !c.untracked {
+		c.untrack = untrack
+		untrack = nil
+	}
+	c.trackMu.Unlock()
+	if untrack != nil {
+		untrack()
+	}
+}
+
+// takeUntrack returns the untrack function for Close to call, once.
+func (c *Conn) takeUntrack() func() {
+	c.trackMu.Lock()
+	defer c.trackMu.Unlock()
+	c.untracked = true
+	u := c.untrack
+	c.untrack = nil
+	return u
+}
+
+// finishHandshake records the outcome, wipes what must be wiped and, on success, starts
+// the writer and the heartbeat. The caller holds hsMu.
 func (c *Conn) finishHandshake(err error) {
 	if c.hsc != nil {
 		c.hsc.Clear()
@@ -395,7 +444,6 @@ func (c *Conn) finishHandshake(err error) {
 		if c.sess != nil {
 			c.sess.Close()
 		}
-		c.emit(err)
 		c.conn.Close()
 		return
 	}
@@ -414,15 +462,6 @@ func (c *Conn) finishHandshake(err error) {
 		}
 	}
 	c.wmu.Unlock()
-	c.emit(nil)
-	if !c.isClient {
-		if t, ok := c.cfg.Authorizer.(handshake.Tracker); ok {
-			c.untrack = t.Track(c.peer.Key, c)
-		}
-		if c.cfg.OnAuthenticated != nil {
-			c.cfg.OnAuthenticated(c.peer)
-		}
-	}
 }
 
 func (c *Conn) wrapHandshakeErr(err error) error {
@@ -451,7 +490,7 @@ func (c *Conn) emit(err error) {
 	switch {
 	case err == nil:
 		ev.Kind = EventHandshakeSucceeded
-	case errors.As(err, &ae):
+	case errors.As(err, &ae) && ae.Status != 0:
 		ev.Kind, ev.Code = EventHandshakeFailedAuth, ae.Status
 	case errors.As(err, &pe):
 		ev.Kind, ev.Code = EventHandshakeFailedProtocol, pe.Code
@@ -468,11 +507,14 @@ func (c *Conn) emit(err error) {
 // linger reads and discards until the peer hangs up or until, so that what we last wrote
 // is not lost to a reset; with halfClose it first shuts our side down, telling the peer
 // we are done (after ERROR), otherwise it stays silent (after a 300).
-func (c *Conn) linger(until time.Time, halfClose bool) {
+func (c *Conn) linger(ctx context.Context, until time.Time, halfClose bool) {
 	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && halfClose {
 		cw.CloseWrite()
 	}
 	c.conn.SetReadDeadline(until)
+	if ctx.Err() != nil {
+		return // the step's ctx hook may have fired before our deadline replaced its own
+	}
 	var sink [512]byte
 	for i := 0; i < 1<<16; i++ { // bounded: at most 32 MiB of junk
 		if _, err := c.conn.Read(sink[:]); err != nil {
@@ -677,10 +719,8 @@ func printable(b []byte) string {
 // a server goes as far as the authorizer's decision, refusing the client there if it must.
 func (c *Conn) startSplit(ctx context.Context) error {
 	c.hsMu.Lock()
-	defer c.hsMu.Unlock()
 	if err := c.cfg.check(c.isClient); err != nil {
-		c.finishHandshake(err)
-		return c.hsErr
+		return c.endHandshake(err)
 	}
 	c.startDeadline()
 	var err error
@@ -690,9 +730,9 @@ func (c *Conn) startSplit(ctx context.Context) error {
 		err = c.serverAuth(ctx, nil)
 	}
 	if err != nil {
-		c.finishHandshake(err)
-		return c.hsErr
+		return c.endHandshake(err)
 	}
+	c.hsMu.Unlock()
 	return nil
 }
 
@@ -700,8 +740,8 @@ func (c *Conn) startSplit(ctx context.Context) error {
 // (client) or READY (server).
 func (c *Conn) finishSplit(ctx context.Context, meta Metadata) error {
 	c.hsMu.Lock()
-	defer c.hsMu.Unlock()
 	if c.hsDone.Load() {
+		c.hsMu.Unlock()
 		return c.hsErr
 	}
 	var err error
@@ -712,6 +752,5 @@ func (c *Conn) finishSplit(ctx context.Context, meta Metadata) error {
 	} else {
 		err = c.serverFinish(ctx, meta)
 	}
-	c.finishHandshake(err)
-	return c.hsErr
+	return c.endHandshake(err)
 }

@@ -215,7 +215,7 @@ func (c *Conn) seal(out, in []byte) ([]byte, error) {
 // returned; a ZMTP 3.1 SUBSCRIBE or CANCEL arrives in the 3.0 form (0x01 or 0x00, then the
 // topic). With a dst of enough capacity, receiving allocates nothing.
 func (c *Conn) RecvFrame(dst []byte) (frame []byte, more bool, err error) {
-	if err := c.Handshake(context.Background()); err != nil {
+	if err := c.handshakeForRecv(); err != nil {
 		return dst, false, err
 	}
 	c.rmu.Lock()
@@ -381,8 +381,8 @@ func (c *Conn) Close() error {
 		c.sendMu.Unlock()
 		clear(c.rbuf)
 		c.rmu.Unlock()
-		if c.untrack != nil {
-			c.untrack()
+		if untrack := c.takeUntrack(); untrack != nil {
+			untrack()
 		}
 	})
 	return err
@@ -418,6 +418,21 @@ func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 // RemoteAddr returns the remote network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
 
+// handshakeForRecv runs the handshake, if it has not run, for a receive: bounded by the
+// read deadline too, when one is set.
+func (c *Conn) handshakeForRecv() error {
+	if c.hsDone.Load() {
+		return c.hsErr
+	}
+	ctx := context.Background()
+	if dl := c.readDL.Load(); dl != 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, dl))
+		defer cancel()
+	}
+	return c.Handshake(ctx)
+}
+
 // NetConn returns the underlying connection. Writing to it or reading from it corrupts the
 // session.
 func (c *Conn) NetConn() net.Conn { return c.conn }
@@ -431,7 +446,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 }
 
 // SetReadDeadline sets the deadline for receiving (and for a handshake started by a
-// receive). A receive that times out leaves the connection usable.
+// receive: one that times out fails for good, as in crypto/tls). A receive that times out
+// after the handshake leaves the connection usable.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	if t.IsZero() {
 		c.readDL.Store(0)

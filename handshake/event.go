@@ -13,7 +13,8 @@ const (
 	// EventHandshakeSucceeded is ZMQ_EVENT_HANDSHAKE_SUCCEEDED: READY sent or received.
 	EventHandshakeSucceeded EventKind = iota + 1
 	// EventHandshakeFailedNoDetail is ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL: the connection
-	// failed for a reason outside the protocol (I/O error, EOF, deadline).
+	// failed for a reason outside the protocol (I/O error, EOF, deadline), or the peer sent
+	// an ERROR whose reason is not a ZAP status (libzmq reports no event for that).
 	EventHandshakeFailedNoDetail
 	// EventHandshakeFailedProtocol is ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: Code holds the
 	// ZMQ_PROTOCOL_ERROR_* value (see [ProtocolError]).

@@ -197,7 +197,8 @@ func (s *Session) kill(err error) error {
 // ErrClosed is returned by a Session after Close.
 var ErrClosed = errors.New("handshake: session closed")
 
-// Close zeroes the session key; later calls fail with ErrClosed. The caller must make sure
+// Close zeroes the session key; later calls fail with ErrClosed (or with the error that
+// ended the session before, if one did). The caller must make sure
 // no Seal or Open is running.
 func (s *Session) Close() {
 	s.kill(ErrClosed)
