@@ -198,8 +198,8 @@ func (s *Session) kill(err error) error {
 var ErrClosed = errors.New("handshake: session closed")
 
 // Close zeroes the session key; later calls fail with ErrClosed (or with the error that
-// ended the session before, if one did). The caller must make sure
-// no Seal or Open is running.
+// ended the session before, if one did). The caller must make sure no Seal or Open is
+// running.
 func (s *Session) Close() {
 	s.kill(ErrClosed)
 	clear(s.key[:])
