@@ -72,7 +72,8 @@
 //
 // Each key directory is watched with fsnotify, together with its parent, so that the
 // directory being removed and created again (Cylc's housekeeping does rmtree, then
-// makedirs) is noticed and the new directory watched. Events are debounced: a rescan
+// makedirs) is noticed and the new directory watched; while the parent is gone too, its
+// nearest existing ancestor is watched instead, so that the whole path made again is seen. Events are debounced: a rescan
 // starts once the directory has been quiet for [Config.Debounce] (75 ms by default), and
 // at the latest ten times that after the first event. Attribute-only events are ignored.
 // A full rescan also happens when the directory is configured, when the watcher reports

@@ -155,6 +155,36 @@ func TestSameSizeReplacementSameSecond(t *testing.T) {
 // Cylc's housekeeping removes the directory and makes it again: the old keys go, the new
 // ones come, and the new directory is watched.
 func TestDirectoryRecreated(t *testing.T) {
+	t.Run("with its parent", func(t *testing.T) {
+		// .service/client_public_keys, with .service removed and made again: seen from
+		// the nearest existing ancestor, without the periodic rescan.
+		srv := filepath.Join(t.TempDir(), ".service")
+		dir := filepath.Join(srv, "client_public_keys")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		ka, kb, kc := newKey(t), newKey(t), newKey(t)
+		writeKey(t, dir, "client_a.key", ka)
+		a := newAuth(t, Config{RescanInterval: -1})
+		configure(t, a, dir)
+		if err := os.RemoveAll(srv); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, a, "the directory to be seen missing", func() bool { return domainStats(t, a, "*").Missing })
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeKey(t, dir, "client_b.key", kb)
+		waitStatus(t, a, kb, 200)
+		if status(a, ka) != 400 {
+			t.Error("key of the removed directory still allowed")
+		}
+		writeKey(t, dir, "client_c.key", kc)
+		waitStatus(t, a, kc, 200)
+		if ds := domainStats(t, a, "*"); ds.Missing || !ds.Watching {
+			t.Errorf("after re-creation: %+v", ds)
+		}
+	})
 	t.Run("at once", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "client_public_keys")
 		if err := os.Mkdir(dir, 0o700); err != nil {

@@ -202,8 +202,8 @@ func (s *dirSource) relevant(ev fsnotify.Event) bool {
 	if ev.Op == 0 || ev.Op == fsnotify.Chmod {
 		return false
 	}
-	if ev.Name == s.dir {
-		return true
+	if ev.Name == s.dir || strings.HasPrefix(s.dir, ev.Name+string(filepath.Separator)) {
+		return true // the directory, or one of its ancestors, came or went
 	}
 	if s.layout == LayoutZauth {
 		return strings.HasPrefix(ev.Name, s.dir+string(filepath.Separator))
@@ -212,14 +212,24 @@ func (s *dirSource) relevant(ev fsnotify.Event) bool {
 }
 
 // syncWatches (re)adds the watches: the parent, to see the directory deleted and created
-// again; the directory; and, for a tree, its subdirectories. Adding an existing watch is
-// harmless, and a recreated directory gets a fresh one.
+// again, or while the parent is gone too, its nearest existing ancestor, to see the path
+// made again; the directory; and, for a tree, its subdirectories. Adding an existing watch
+// is harmless, and a recreated directory gets a fresh one.
 func (s *dirSource) syncWatches() {
 	if s.w == nil {
 		return
 	}
-	if err := s.w.Add(s.parent); err != nil {
-		s.a.log.Debug("zap: cannot watch parent of key directory", "dir", s.parent, "err", err)
+	for anc := s.parent; ; {
+		err := s.w.Add(anc)
+		if err == nil {
+			break
+		}
+		up := filepath.Dir(anc)
+		if !errors.Is(err, os.ErrNotExist) || up == anc {
+			s.a.log.Debug("zap: cannot watch an ancestor of key directory", "dir", anc, "err", err)
+			break
+		}
+		anc = up
 	}
 	ok := s.addWatch(s.dir)
 	for _, d := range s.subdirs {
