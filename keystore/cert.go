@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/curvezmq/curvezmq/curve/key"
@@ -297,7 +298,7 @@ func readBounded(path string, limit int64) ([]byte, os.FileMode, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, 0, &FileError{Path: path, Err: ErrNotRegular}
 	}
-	f, err := os.Open(path)
+	f, err := openNoBlock(path)
 	if err != nil {
 		return nil, 0, fileErr(path, err)
 	}
@@ -322,6 +323,13 @@ func readBounded(path string, limit int64) ([]byte, os.FileMode, error) {
 		return nil, 0, &FileError{Path: path, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)}
 	}
 	return data, fi2.Mode(), nil
+}
+
+// openNoBlock opens path for reading without blocking, so that a FIFO swapped in after a
+// Stat cannot block the open either (the caller's Fstat then refuses it). Reads of a
+// regular file are not affected.
+func openNoBlock(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 }
 
 // CreateCertificates does what pyzmq's zmq.auth.create_certificates(dir, name) does: it

@@ -195,6 +195,33 @@ func TestReadCertificateNotRegular(t *testing.T) {
 	if _, err := ReadCertificate(fifo); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("fifo: got %v, want ErrNotRegular", err)
 	}
+	// A FIFO swapped in between the Stat and the open: the open itself must not block
+	// either (the Fstat after it then refuses the FIFO).
+	opened := make(chan error, 1)
+	go func() {
+		f, err := openNoBlock(fifo)
+		if err == nil {
+			fi, serr := f.Stat()
+			if serr == nil && fi.Mode().IsRegular() {
+				serr = errors.New("a FIFO looks regular")
+			}
+			f.Close()
+			err = serr
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Errorf("fifo open: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		// Unblock the goroutine before failing.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("opening a FIFO blocked")
+	}
 	missing := filepath.Join(dir, "missing.key")
 	_, err := ReadCertificate(missing)
 	if !errors.Is(err, fs.ErrNotExist) {
