@@ -216,9 +216,11 @@ func (l *zListener) Addr() net.Addr { return l.inner.Addr() }
 // sessions do: it dials again with a growing delay (100 ms to 2 s), runs a whole new
 // handshake with the metadata zmq4 gave the first one, and carries on; zmq4 never sees the
 // loss. (zmq4's own WithAutomaticReconnect can deadlock a REQ socket in v0.17.0 and is not
-// needed.) Messages in flight when the connection broke are lost, as in libzmq; the rest of
-// a message whose first frames went out on the lost connection is dropped. A refusal by
-// the server (ERROR) ends the connection for good, as in libzmq.
+// needed.) Messages in flight when the connection broke are lost, as in libzmq, and never
+// in part: a received message reaches zmq4 only once its last frame is in (zmq4 cannot
+// drop a message it has begun to read), and the rest of a message whose first frames went
+// out on a lost connection is dropped. A refusal by the server (ERROR) ends the
+// connection for good, as in libzmq.
 type zconn struct {
 	// The CURVE connection in use, replaced on reconnection; guarded by mu.
 	mu           sync.Mutex
@@ -237,19 +239,22 @@ type zconn struct {
 	wmu      sync.Mutex
 	phase    int // phaseGreeting, phaseReady, phaseOpen
 	pending  []byte
-	wMid     bool // the last frame sent had MORE
-	skipping bool // dropping the rest of a message cut by a reconnection
+	wMid     bool   // the last frame sent had MORE
+	wGen     uint64 // the generation of the connection that frame went out on
+	skipping bool   // dropping the rest of a message cut by a reconnection
 
 	// Read side: the reader goroutine queues frames (with ZMTP headers) in rq for zmq4's
-	// Read; guarded by rmu. The reader appends beyond len(rq) without the lock, where Read
-	// never looks, and publishes under it; only the reader compacts.
+	// Read; guarded by rmu. zmq4 reads rq[rpos:pub], whole messages only; rq[pub:] holds
+	// the frames of a message still arriving. The reader appends beyond len(rq) without
+	// the lock, where Read never looks, and publishes under it; only the reader compacts,
+	// publishes and truncates.
 	rmu      sync.Mutex
 	rdata    sync.Cond // Read waits for bytes
 	rspace   sync.Cond // the reader waits for room
 	rq       []byte
 	rpos     int   // zmq4's position in rq
-	msgStart int   // where the message being queued starts in rq
-	rerr     error // why no more bytes will come, once rq drains
+	pub      int   // the end of what zmq4 may read: rpos <= pub <= len(rq)
+	rerr     error // why no more bytes will come, once rq[rpos:pub] drains
 	readDone chan struct{}
 
 	timerMu   sync.Mutex
@@ -484,14 +489,19 @@ func (z *zconn) sendFrame(flags byte, body []byte) error {
 		inner |= handshake.MessageCommand
 	}
 	for attempt := 0; ; attempt++ {
+		c, gen := z.current()
+		if z.wMid && gen != z.wGen {
+			// The message's first frames went out on a connection since replaced (by us or
+			// by the reader): drop the rest, which alone would be a message of its own.
+			z.wMid, z.skipping = false, true
+		}
 		if z.skipping {
 			z.skipping = inner&handshake.MessageMore != 0
 			return nil
 		}
-		c, gen := z.current()
 		err := c.sendFrame(body, inner)
 		if err == nil {
-			z.wMid = inner&handshake.MessageMore != 0
+			z.wMid, z.wGen = inner&handshake.MessageMore != 0, gen
 			return nil
 		}
 		if attempt > 0 {
@@ -499,12 +509,6 @@ func (z *zconn) sendFrame(flags byte, body []byte) error {
 		}
 		if err := z.reconnect(gen, err); err != nil {
 			return err
-		}
-		if z.wMid {
-			// The message's first frames went out on the lost connection: drop the rest.
-			z.wMid = false
-			z.skipping = inner&handshake.MessageMore != 0
-			return nil
 		}
 	}
 }
@@ -590,7 +594,7 @@ func (z *zconn) redialLoop() (*Conn, error) {
 func (z *zconn) emit(b []byte) {
 	z.rmu.Lock()
 	z.rq = append(z.rq, b...)
-	z.msgStart = len(z.rq)
+	z.pub = len(z.rq)
 	z.rdata.Broadcast()
 	z.rmu.Unlock()
 }
@@ -605,7 +609,7 @@ func (z *zconn) fail(err error) error {
 func (z *zconn) Read(p []byte) (int, error) {
 	z.rmu.Lock()
 	defer z.rmu.Unlock()
-	for z.rpos == len(z.rq) && z.rerr == nil {
+	for z.rpos == z.pub && z.rerr == nil {
 		select {
 		case <-z.open:
 		default:
@@ -616,12 +620,12 @@ func (z *zconn) Read(p []byte) (int, error) {
 		}
 		z.rdata.Wait()
 	}
-	if z.rpos == len(z.rq) {
+	if z.rpos == z.pub {
 		return 0, z.rerr
 	}
-	n := copy(p, z.rq[z.rpos:])
+	n := copy(p, z.rq[z.rpos:z.pub])
 	z.rpos += n
-	if len(z.rq)-z.rpos < readQueueMax/2 {
+	if z.pub-z.rpos < readQueueMax/2 {
 		z.rspace.Signal()
 	}
 	return n, nil
@@ -634,20 +638,14 @@ func (z *zconn) readLoop() {
 	defer close(z.readDone)
 	for {
 		z.rmu.Lock()
-		for len(z.rq)-z.rpos >= readQueueMax && z.rerr == nil {
+		for z.pub-z.rpos >= readQueueMax && z.rerr == nil {
 			z.rspace.Wait()
 		}
 		if z.rerr != nil {
 			z.rmu.Unlock()
 			return
 		}
-		// Compact while holding the lock; Read only ever advances rpos.
-		if z.rpos == len(z.rq) {
-			z.rq, z.rpos, z.msgStart = z.rq[:0], 0, 0
-		} else if z.rpos > 1<<20 {
-			n := copy(z.rq, z.rq[z.rpos:])
-			z.rq, z.msgStart, z.rpos = z.rq[:n], z.msgStart-z.rpos, 0
-		}
+		z.compact()
 		buf := z.rq
 		z.rmu.Unlock()
 
@@ -679,32 +677,42 @@ func (z *zconn) readLoop() {
 		z.rmu.Lock()
 		z.rq = frame
 		if !more {
-			z.msgStart = len(frame)
+			z.pub = len(frame)
+			z.rdata.Broadcast()
 		}
-		z.rdata.Broadcast()
 		z.rmu.Unlock()
 	}
 }
 
-// lost handles a receive error: on the dial side it replaces the connection (dropping a
-// half-queued message zmq4 has not started on) and returns nil; otherwise it returns the
-// error zmq4 should see, one that makes zmq4 drop the connection (it wraps io.EOF).
-func (z *zconn) lost(gen uint64, err error) error {
-	z.rmu.Lock()
-	partial := z.msgStart < len(z.rq)
-	unseen := z.rpos <= z.msgStart
-	z.rmu.Unlock()
-	if z.redial != nil && (!partial || unseen) {
-		if rerr := z.reconnect(gen, err); rerr == nil {
-			if partial {
-				z.rmu.Lock()
-				z.rq = z.rq[:z.msgStart]
-				z.rmu.Unlock()
-			}
-			return nil
-		} else {
-			err = rerr
+// compact moves what zmq4 has yet to read to the front of rq, once zmq4 has read it all
+// or 1 MiB of it, and lets go of a buffer a large message grew. Called with rmu held.
+func (z *zconn) compact() {
+	switch {
+	case z.rpos == len(z.rq):
+		if cap(z.rq) > 2*readQueueMax {
+			z.rq = nil
 		}
+		z.rq, z.rpos, z.pub = z.rq[:0], 0, 0
+	case z.rpos > 1<<20:
+		n := copy(z.rq, z.rq[z.rpos:])
+		z.rq, z.pub, z.rpos = z.rq[:n], z.pub-z.rpos, 0
+	}
+}
+
+// lost handles a receive error: on the dial side it drops the frames of a message still
+// arriving (zmq4 has seen none of them), replaces the connection and returns nil;
+// otherwise it returns the error zmq4 should see, one that makes zmq4 drop the connection
+// (it wraps io.EOF).
+func (z *zconn) lost(gen uint64, err error) error {
+	if z.redial != nil {
+		rerr := z.reconnect(gen, err)
+		if rerr == nil {
+			z.rmu.Lock()
+			z.rq = z.rq[:z.pub]
+			z.rmu.Unlock()
+			return nil
+		}
+		err = rerr
 	}
 	z.Close()
 	if errors.Is(err, io.EOF) {

@@ -493,7 +493,7 @@ func TestTransportCloseWithFullQueue(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		zc.rmu.Lock()
-		full := len(zc.rq)-zc.rpos >= readQueueMax
+		full := zc.pub-zc.rpos >= readQueueMax
 		zc.rmu.Unlock()
 		if full {
 			break
