@@ -636,7 +636,9 @@ func (z *zconn) Read(p []byte) (int, error) {
 // reading, and so that PINGs are answered and heartbeats kept.
 func (z *zconn) readLoop() {
 	defer close(z.readDone)
+	_, rgen := z.current()
 	for {
+		c, gen := z.current()
 		z.rmu.Lock()
 		for z.pub-z.rpos >= readQueueMax && z.rerr == nil {
 			z.rspace.Wait()
@@ -645,11 +647,15 @@ func (z *zconn) readLoop() {
 			z.rmu.Unlock()
 			return
 		}
+		if gen != rgen {
+			// The connection was replaced (by lost or by the writer): the message still
+			// arriving on the old one, which zmq4 has not seen, is lost with it.
+			z.rq, rgen = z.rq[:z.pub], gen
+		}
 		z.compact()
 		buf := z.rq
 		z.rmu.Unlock()
 
-		c, gen := z.current()
 		off := len(buf)
 		frame, more, err := c.RecvFrame(append(buf, make([]byte, 9)...))
 		if err != nil {
@@ -699,17 +705,13 @@ func (z *zconn) compact() {
 	}
 }
 
-// lost handles a receive error: on the dial side it drops the frames of a message still
-// arriving (zmq4 has seen none of them), replaces the connection and returns nil;
-// otherwise it returns the error zmq4 should see, one that makes zmq4 drop the connection
-// (it wraps io.EOF).
+// lost handles a receive error: on the dial side it replaces the connection and returns
+// nil; otherwise it returns the error zmq4 should see, one that makes zmq4 drop the
+// connection (it wraps io.EOF).
 func (z *zconn) lost(gen uint64, err error) error {
 	if z.redial != nil {
 		rerr := z.reconnect(gen, err)
 		if rerr == nil {
-			z.rmu.Lock()
-			z.rq = z.rq[:z.pub]
-			z.rmu.Unlock()
 			return nil
 		}
 		err = rerr
