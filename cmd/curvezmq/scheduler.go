@@ -81,6 +81,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-zeromq/zmq4"
 
@@ -674,8 +675,13 @@ func (s *scheduler) observe(ev curve.Event) {
 }
 
 // serve answers requests until a stop request or a signal, and returns the reason.
+//
+// zmq4's REP socket sends a reply to the connection of its latest Recv, so each Recv
+// waits until the previous request has been answered: receiving ahead would send that
+// answer to the next request's client.
 func (s *scheduler) serve(sigs <-chan os.Signal) string {
 	msgs := make(chan zmq4.Msg)
+	replied := make(chan struct{}, 1)
 	quit := make(chan struct{})
 	defer close(quit)
 	go func() {
@@ -699,6 +705,11 @@ func (s *scheduler) serve(sigs <-chan os.Signal) string {
 			case <-quit:
 				return
 			}
+			select {
+			case <-replied:
+			case <-quit:
+				return
+			}
 		}
 	}()
 	for {
@@ -708,6 +719,7 @@ func (s *scheduler) serve(sigs <-chan os.Signal) string {
 			if err := s.rep.Send(zmq4.NewMsg(reply)); err != nil {
 				s.log.Warn("sending a reply", "err", err)
 			}
+			replied <- struct{}{}
 			select {
 			case reason := <-s.stopping:
 				return reason
@@ -719,6 +731,18 @@ func (s *scheduler) serve(sigs <-chan os.Signal) string {
 			return "signal " + signalName(sig)
 		}
 	}
+}
+
+// clip shortens s to at most n bytes, on a character boundary, marking the cut with
+// "...": a reply never echoes more of a request than that.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 func signalName(sig os.Signal) string {
@@ -783,7 +807,7 @@ func (s *scheduler) dispatch(msg zmq4.Msg) (any, error) {
 	}
 	h, ok := s.handlers[req.Command]
 	if !ok {
-		return nil, fmt.Errorf("unknown command %q (known: %s)", req.Command, strings.Join(slices.Sorted(maps.Keys(s.handlers)), ", "))
+		return nil, fmt.Errorf("unknown command %q (known: %s)", clip(req.Command, 64), strings.Join(slices.Sorted(maps.Keys(s.handlers)), ", "))
 	}
 	s.log.Debug("request", "command", req.Command)
 	data, err := h(s, &req)

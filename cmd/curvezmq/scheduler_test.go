@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -352,11 +354,45 @@ func TestSchedulerRequests(t *testing.T) {
 		{[]string{`{"command":"ping","args":"x"}`}, `{"error":{"message":"malformed request: \"args\" must be an object"}}`},
 		{[]string{`{"command":"ping"}`, `{}`}, `{"error":{"message":"malformed request: want one frame of JSON, got 2 frames"}}`},
 		{[]string{`{"command":"Ping"}`}, `{"error":{"message":"unknown command \"Ping\" (known: add-target, auth, ping, reload, remove-target, stop, targets)"}}`},
+		{[]string{`{"command":"` + strings.Repeat("é", 40) + `"}`}, `{"error":{"message":"unknown command \"` + strings.Repeat("é", 32) + `...\" (known: add-target, auth, ping, reload, remove-target, stop, targets)"}}`},
 	} {
 		got, err := sendRequest(t, s.srvDir, c, tc.frames...)
 		if err != nil || got != tc.reply {
 			t.Errorf("%q: reply %s (%v), want %s", tc.frames, got, err, tc.reply)
 		}
+	}
+	s.signal(syscall.SIGTERM)
+	if code := s.wait(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// TestSchedulerRepliesToEachClient: many clients asking at once each get the answer to
+// their own request (zmq4's REP answers the connection of its latest Recv).
+func TestSchedulerRepliesToEachClient(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	s := h.startScheduler(filepath.Join(t.TempDir(), "many"))
+	c := s.waitContact()
+	const n = 40
+	errs := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			me := fmt.Sprintf("who-%d", i)
+			got, err := sendRequest(t, s.srvDir, c, fmt.Sprintf(`{"command":%q}`, me))
+			switch {
+			case err != nil:
+				errs <- fmt.Sprintf("%s: no reply: %v", me, err)
+			case !strings.Contains(got, `unknown command \"`+me+`\"`):
+				errs <- fmt.Sprintf("%s got %.60s", me, got)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 	s.signal(syscall.SIGTERM)
 	if code := s.wait(); code != 0 {
