@@ -468,7 +468,9 @@ func (m *targetManager) shutdown(ctx context.Context) error {
 		case <-t.done:
 		default:
 			m.log.Error("remote tidy skipped: the target's steps did not end in time", "target", t.name)
+			mu.Lock() // tidies started for earlier targets append too
 			errs = append(errs, fmt.Errorf("target %s: steps still running", t.name))
+			mu.Unlock()
 			continue
 		}
 		m.mu.Lock()
