@@ -68,9 +68,18 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// MaxMetadata caps the peer's handshake metadata in bytes; 0 means DefaultMaxMetadata.
 	MaxMetadata int
-	// MaxMessageSize caps one received frame's payload in bytes; 0 means
-	// DefaultMaxMessageSize, a negative value means 2^62.
+	// MaxMessageSize caps one received frame's payload in bytes and, on a zmq4 socket, a
+	// whole received message (zmq4 holds a message whole before handing it over); 0 means
+	// DefaultMaxMessageSize, a negative value means 2^62. A peer that sends more loses the
+	// connection, as in libzmq.
 	MaxMessageSize int64
+	// SendTimeout, when positive, bounds how long sending waits for a peer that takes no
+	// data (our write buffer full, its TCP window shut); past it the connection fails with
+	// an error wrapping os.ErrDeadlineExceeded. A zmq4 socket writes to all its peers from
+	// one goroutine, so on a zmq4 server one peer that stops reading stalls the others
+	// unless this is set: the stalled connection is then dropped (libzmq drops that peer's
+	// messages instead). 0 means no limit.
+	SendTimeout time.Duration
 
 	// HeartbeatInterval, when positive, makes the connection send a PING at that interval
 	// (ZMQ_HEARTBEAT_IVL), carrying HeartbeatTTL (ZMQ_HEARTBEAT_TTL, rounded down to tenths

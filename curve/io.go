@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -83,8 +84,8 @@ func (c *Conn) sendFrame(b []byte, flags byte) error {
 func (c *Conn) queueLocked(flags byte, payload []byte, force bool) error {
 	body := handshake.MessageOverhead + len(payload)
 	need := zmtp.HeaderSize(body) + body
-	for !force && c.werr == nil && !c.closing && len(c.wbuf) > 0 && len(c.wbuf)+need > writeHighWater {
-		c.space.Wait()
+	if !force {
+		c.waitRoom(need)
 	}
 	if c.werr != nil {
 		return c.werr
@@ -124,6 +125,36 @@ func (c *Conn) queueLocked(flags byte, payload []byte, force bool) error {
 		c.work.Signal()
 	}
 	return nil
+}
+
+// waitRoom waits, with wmu held, until the write buffer has room for need more bytes or
+// the connection fails or closes. A wait that outlasts Config.SendTimeout fails the
+// connection, cutting short the writer's system call with a past deadline.
+func (c *Conn) waitRoom(need int) {
+	full := func() bool {
+		return c.werr == nil && !c.closing && len(c.wbuf) > 0 && len(c.wbuf)+need > writeHighWater
+	}
+	if !full() {
+		return
+	}
+	waiting := true // guarded by wmu
+	if d := c.cfg.SendTimeout; d > 0 {
+		t := time.AfterFunc(d, func() {
+			c.wmu.Lock()
+			defer c.wmu.Unlock()
+			if !waiting || c.werr != nil {
+				return
+			}
+			c.werr = fmt.Errorf("curve: send: the peer took no data for %v: %w", d, os.ErrDeadlineExceeded)
+			c.space.Broadcast()
+			c.conn.SetWriteDeadline(time.Unix(1, 0))
+		})
+		defer t.Stop()
+	}
+	for full() {
+		c.space.Wait()
+	}
+	waiting = false
 }
 
 // queueCommand queues a command (PING, PONG) now, or after the message being sent if one
@@ -183,7 +214,9 @@ func (c *Conn) writeLoop() {
 			if c.closed.Load() {
 				err = ErrClosed
 			}
-			c.werr = fmt.Errorf("curve: write: %w", err)
+			if c.werr == nil { // a send timeout may have said why first
+				c.werr = fmt.Errorf("curve: write: %w", err)
+			}
 			c.space.Broadcast()
 			return
 		}

@@ -637,6 +637,7 @@ func (z *zconn) Read(p []byte) (int, error) {
 func (z *zconn) readLoop() {
 	defer close(z.readDone)
 	_, rgen := z.current()
+	var msgSize uint64 // the payload of the message being received, so far
 	for {
 		c, gen := z.current()
 		z.rmu.Lock()
@@ -650,7 +651,7 @@ func (z *zconn) readLoop() {
 		if gen != rgen {
 			// The connection was replaced (by lost or by the writer): the message still
 			// arriving on the old one, which zmq4 has not seen, is lost with it.
-			z.rq, rgen = z.rq[:z.pub], gen
+			z.rq, rgen, msgSize = z.rq[:z.pub], gen, 0
 		}
 		z.compact()
 		buf := z.rq
@@ -658,6 +659,12 @@ func (z *zconn) readLoop() {
 
 		off := len(buf)
 		frame, more, err := c.RecvFrame(append(buf, make([]byte, 9)...))
+		if err == nil {
+			// zmq4 holds a whole message: MaxMessageSize bounds it too.
+			if msgSize += uint64(len(frame) - off - 9); msgSize > c.cfg.maxMessage() {
+				err = fmt.Errorf("curve: a message of more than %d bytes: %w", c.cfg.maxMessage(), ErrTooLarge)
+			}
+		}
 		if err != nil {
 			if rerr := z.lost(gen, err); rerr != nil {
 				z.rmu.Lock()
@@ -683,7 +690,7 @@ func (z *zconn) readLoop() {
 		z.rmu.Lock()
 		z.rq = frame
 		if !more {
-			z.pub = len(frame)
+			z.pub, msgSize = len(frame), 0
 			z.rdata.Broadcast()
 		}
 		z.rmu.Unlock()

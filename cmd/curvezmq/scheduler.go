@@ -150,6 +150,13 @@ const (
 	// that the request loop, and with it a shutdown, is never held longer (zmq4's default
 	// is five minutes).
 	sendTimeout = 5 * time.Second
+	// peerSendTimeout drops a client that takes none of our data for that long: zmq4 writes
+	// to every client from one goroutine, so one that stops reading would stall the replies
+	// of all the others.
+	peerSendTimeout = 2 * time.Second
+	// maxRequestSize bounds a whole request (a request is a little JSON): zmq4 holds a
+	// message whole before the scheduler can look at it.
+	maxRequestSize = 1 << 20
 	// Heartbeats end connections to peers that vanished without closing (zmq4 would keep
 	// them for ever); libzmq answers PINGs by itself, so live idle clients are not affected.
 	heartbeatInterval = 30 * time.Second
@@ -510,6 +517,8 @@ func (s *scheduler) start() error {
 		Events:            s.observe,
 		HeartbeatInterval: heartbeatInterval,
 		HeartbeatTimeout:  heartbeatTimeout,
+		SendTimeout:       peerSendTimeout,
+		MaxMessageSize:    maxRequestSize,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

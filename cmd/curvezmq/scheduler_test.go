@@ -400,6 +400,27 @@ func TestSchedulerRepliesToEachClient(t *testing.T) {
 	}
 }
 
+// TestSchedulerOversizedRequest: a request of more than 1 MiB, however it is split into
+// frames, costs its sender the connection, and the scheduler goes on answering others.
+func TestSchedulerOversizedRequest(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	s := h.startScheduler(filepath.Join(t.TempDir(), "big"))
+	c := s.waitContact()
+	half := strings.Repeat(" ", 600<<10)
+	got, err := sendRequest(t, s.srvDir, c, half, half)
+	if err == nil || isTimeout(err) {
+		t.Errorf("a 1.2 MiB request: reply %.80q, %v; want the connection closed", got, err)
+	}
+	if got, err := sendRequest(t, s.srvDir, c, `{"command":"ping"}`); got != `{"data":"pong"}` {
+		t.Errorf("ping after an oversized request: %q, %v", got, err)
+	}
+	s.signal(syscall.SIGTERM)
+	if code := s.wait(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
 // TestSecondSchedulerRefused: a second scheduler on a run directory in use exits 4 and
 // changes nothing; the first one carries on.
 func TestSecondSchedulerRefused(t *testing.T) {

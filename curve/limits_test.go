@@ -1,0 +1,174 @@
+package curve
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+)
+
+// What a peer cannot do to a server: stall its sends by not reading (SendTimeout), make a
+// zmq4 socket hold an unbounded message (MaxMessageSize bounds the whole message).
+
+// TestSendTimeout: a send to a peer that reads nothing fails once it has waited
+// SendTimeout for room, with an error wrapping os.ErrDeadlineExceeded.
+func TestSendTimeout(t *testing.T) {
+	p := newPair(t)
+	p.cliCfg.SendTimeout = 200 * time.Millisecond
+	cli, _ := p.mustConnect(t) // the server never reads
+	chunk := make([]byte, 64<<10)
+	errc := make(chan error, 1)
+	go func() {
+		for i := 0; i < 1<<14; i++ { // 1 GiB: far beyond any socket buffer
+			if err := cli.Send(chunk); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "took no data") {
+			t.Fatalf("send error %v, want the send timeout", err)
+		}
+	case <-time.After(20 * time.Second):
+		cli.Close()
+		<-errc
+		t.Fatal("a send to a peer that reads nothing never failed")
+	}
+	if err := cli.Send([]byte("x")); err == nil {
+		t.Fatal("the connection still sends after its send timeout")
+	}
+}
+
+// TestTransportStalledPeer: on a zmq4 REP server with a SendTimeout, a client that pipelines
+// requests and never reads the replies loses its connection instead of stalling the
+// replies to every other client (zmq4 writes to all of them from one goroutine).
+func TestTransportStalledPeer(t *testing.T) {
+	z := newZPair(t)
+	z.srvCfg.SendTimeout = 300 * time.Millisecond
+	srv := z.server(zmq4.NewRep)
+	defer srv.Close()
+	if err := srv.Listen("curve://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	// The server answers every request with 64 KiB.
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		big := make([]byte, 64<<10)
+		for {
+			m, err := srv.Recv()
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					return
+				}
+				continue
+			}
+			reply := big
+			if frames(m) == "ping" {
+				reply = []byte("pong")
+			}
+			srv.Send(zmq4.NewMsg(reply))
+		}
+	}()
+	cfg := *z.cliCfg
+	cfg.SocketType = "REQ"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bad, err := Dial(ctx, "tcp", srv.Addr().String(), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	go func() {
+		for i := 0; i < 2000; i++ { // 128 MiB of replies it will never read
+			if bad.Send([]byte{}, []byte("more")) != nil {
+				return
+			}
+		}
+	}()
+	// Let the bad client's replies fill its socket buffers (bounded: a few MiB at most).
+	time.Sleep(time.Second)
+	good := z.client(zmq4.NewReq)
+	defer good.Close()
+	if err := good.Dial("curve://" + srv.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := good.Send(zmq4.NewMsgString("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if got := frames(recv(t, good)); got != "pong" {
+		t.Fatalf("good client got %q", got)
+	}
+	srv.Close()
+	<-served
+}
+
+// TestTransportMessageCap: a zmq4 socket refuses a message whose frames together exceed
+// MaxMessageSize, though each frame is within it: the sender loses its connection and
+// the socket goes on serving others.
+func TestTransportMessageCap(t *testing.T) {
+	z := newZPair(t)
+	z.srvCfg.MaxMessageSize = 1 << 20
+	srv := z.server(zmq4.NewPull)
+	defer srv.Close()
+	if err := srv.Listen("curve://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := *z.cliCfg
+	cfg.SocketType = "PUSH"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bad, err := Dial(ctx, "tcp", srv.Addr().String(), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	half := make([]byte, 600<<10)
+	if err := bad.Send(half, half); err != nil { // its last frame crosses the cap
+		t.Fatal(err)
+	}
+	bad.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := bad.Recv(nil); err == nil || isTimeout(err) {
+		t.Fatalf("the sender of a 1.2 MiB message kept its connection: %v", err)
+	}
+	ok, err := Dial(ctx, "tcp", srv.Addr().String(), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ok.Close()
+	if err := ok.Send([]byte("small"), half); err != nil {
+		t.Fatal(err)
+	}
+	if err := ok.Send(make([]byte, 1<<20)); err != nil { // exactly the cap
+		t.Fatal(err)
+	}
+	// zmq4's PULL hands its Recv the error of the dropped connection first.
+	got := make(chan zmq4.Msg, 1)
+	go func() {
+		for i := 0; i < 3; i++ {
+			if m, err := srv.Recv(); err == nil {
+				got <- m
+				return
+			}
+		}
+		close(got)
+	}()
+	select {
+	case m := <-got:
+		if len(m.Frames) != 2 || string(m.Frames[0]) != "small" {
+			t.Fatalf("got %d frames", len(m.Frames))
+		}
+		if m := recv(t, srv); len(m.Frames) != 1 || len(m.Frames[0]) != 1<<20 {
+			t.Fatalf("a message of exactly MaxMessageSize: %d frames", len(m.Frames))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the socket served no one after dropping the oversized sender")
+	}
+}
