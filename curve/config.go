@@ -73,12 +73,13 @@ type Config struct {
 	// DefaultMaxMessageSize, a negative value means 2^62. A peer that sends more loses the
 	// connection, as in libzmq.
 	MaxMessageSize int64
-	// SendTimeout, when positive, bounds how long sending waits for a peer that takes no
-	// data (our write buffer full, its TCP window shut); past it the connection fails with
-	// an error wrapping os.ErrDeadlineExceeded. A zmq4 socket writes to all its peers from
-	// one goroutine, so on a zmq4 server one peer that stops reading stalls the others
-	// unless this is set: the stalled connection is then dropped (libzmq drops that peer's
-	// messages instead). 0 means no limit.
+	// SendTimeout, when positive, fails the connection when the peer takes none of our
+	// data for that long while we have some to send (its TCP window shut): sends then
+	// return an error wrapping os.ErrDeadlineExceeded. A slow peer that keeps reading is
+	// not affected. A zmq4 socket writes to all its peers from one goroutine, so on a zmq4
+	// server one peer that stops reading stalls the others unless this is set: the stalled
+	// connection is then dropped (libzmq drops that peer's messages instead). 0 means no
+	// limit.
 	SendTimeout time.Duration
 
 	// HeartbeatInterval, when positive, makes the connection send a PING at that interval

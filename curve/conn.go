@@ -68,6 +68,7 @@ type Conn struct {
 	rbuf       []byte
 	rpos, rend int
 	rerr       error
+	recvMore   bool         // the last frame returned had MORE
 	lastRecv   atomic.Int64 // unix nanoseconds of the last frame received
 	peerTTL    atomic.Int64 // the peer's PING TTL, nanoseconds
 	readDL     atomic.Int64 // the user's read deadline, unix nanoseconds, 0 for none
@@ -90,6 +91,9 @@ type Conn struct {
 	pending      [][]byte
 	closing      bool
 	writerDone   chan struct{}
+
+	writeDL    atomic.Int64 // the user's write deadline, unix nanoseconds, 0 for none
+	lingerOver atomic.Bool  // Close has cut the writer short
 
 	closeOnce sync.Once
 	closed    atomic.Bool

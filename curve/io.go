@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -84,8 +83,8 @@ func (c *Conn) sendFrame(b []byte, flags byte) error {
 func (c *Conn) queueLocked(flags byte, payload []byte, force bool) error {
 	body := handshake.MessageOverhead + len(payload)
 	need := zmtp.HeaderSize(body) + body
-	if !force {
-		c.waitRoom(need)
+	for !force && c.werr == nil && !c.closing && len(c.wbuf) > 0 && len(c.wbuf)+need > writeHighWater {
+		c.space.Wait()
 	}
 	if c.werr != nil {
 		return c.werr
@@ -125,36 +124,6 @@ func (c *Conn) queueLocked(flags byte, payload []byte, force bool) error {
 		c.work.Signal()
 	}
 	return nil
-}
-
-// waitRoom waits, with wmu held, until the write buffer has room for need more bytes or
-// the connection fails or closes. A wait that outlasts Config.SendTimeout fails the
-// connection, cutting short the writer's system call with a past deadline.
-func (c *Conn) waitRoom(need int) {
-	full := func() bool {
-		return c.werr == nil && !c.closing && len(c.wbuf) > 0 && len(c.wbuf)+need > writeHighWater
-	}
-	if !full() {
-		return
-	}
-	waiting := true // guarded by wmu
-	if d := c.cfg.SendTimeout; d > 0 {
-		t := time.AfterFunc(d, func() {
-			c.wmu.Lock()
-			defer c.wmu.Unlock()
-			if !waiting || c.werr != nil {
-				return
-			}
-			c.werr = fmt.Errorf("curve: send: the peer took no data for %v: %w", d, os.ErrDeadlineExceeded)
-			c.space.Broadcast()
-			c.conn.SetWriteDeadline(time.Unix(1, 0))
-		})
-		defer t.Stop()
-	}
-	for full() {
-		c.space.Wait()
-	}
-	waiting = false
 }
 
 // queueCommand queues a command (PING, PONG) now, or after the message being sent if one
@@ -198,13 +167,13 @@ func (c *Conn) writeLoop() {
 			sealed, err = c.seal(sealed[:0], out)
 			clear(out) // plaintext
 			if err == nil {
-				_, err = c.conn.Write(sealed)
+				err = c.write(sealed)
 			}
 			if cap(sealed) > 4*writeHighWater {
 				sealed = nil
 			}
 		} else {
-			_, err = c.conn.Write(out)
+			err = c.write(out)
 		}
 		c.wmu.Lock()
 		if cap(out) <= 4*writeHighWater {
@@ -214,13 +183,45 @@ func (c *Conn) writeLoop() {
 			if c.closed.Load() {
 				err = ErrClosed
 			}
-			if c.werr == nil { // a send timeout may have said why first
-				c.werr = fmt.Errorf("curve: write: %w", err)
-			}
+			c.werr = fmt.Errorf("curve: write: %w", err)
 			c.space.Broadcast()
 			return
 		}
 	}
+}
+
+// sendChunk is how much the writer hands the kernel per system call under a SendTimeout.
+const sendChunk = 256 << 10
+
+// write sends b for the writer. With a SendTimeout, b goes in chunks, each with a deadline
+// of its own (or the user's write deadline, if sooner), so that the connection fails when
+// the peer has taken none of a chunk for that long, however much is queued.
+func (c *Conn) write(b []byte) error {
+	d := c.cfg.SendTimeout
+	if d <= 0 {
+		_, err := c.conn.Write(b)
+		return err
+	}
+	for len(b) > 0 {
+		dl, ours := time.Now().Add(d), true
+		if u := c.writeDL.Load(); u != 0 && u < dl.UnixNano() {
+			dl, ours = time.Unix(0, u), false
+		}
+		c.conn.SetWriteDeadline(dl)
+		if c.lingerOver.Load() {
+			// Close's past deadline may have come before ours: honour it.
+			return ErrClosed
+		}
+		n, err := c.conn.Write(b[:min(len(b), sendChunk)])
+		if err != nil {
+			if ours && isTimeout(err) {
+				return fmt.Errorf("the peer took no data for %v: %w", d, err)
+			}
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // seal appends to out the MESSAGE frames of the records in in (see queueLocked).
@@ -260,11 +261,19 @@ func (c *Conn) RecvFrame(dst []byte) (frame []byte, more bool, err error) {
 			return dst[:off], false, err
 		}
 		if flags&handshake.MessageCommand == 0 {
-			return out, flags&handshake.MessageMore != 0, nil
+			c.recvMore = flags&handshake.MessageMore != 0
+			return out, c.recvMore, nil
 		}
 		// A command, decrypted into dst: a subscription is rewritten there in the 3.0
 		// form; anything else is handled and dropped.
 		if sub, topic, ok := zmtp.ParseSubscription(out[off:]); ok {
+			if c.recvMore {
+				// It would arrive as a frame of the message under way: a peer that
+				// splits a message with a subscription is refused, as a broken stream.
+				c.rerr = errors.New("curve: receive: a subscription inside a multipart message")
+				c.conn.Close()
+				return dst[:off], false, c.rerr
+			}
 			n := copy(out[off+1:], topic) // the topic moves down over the command's name
 			out[off] = 0
 			if sub {
@@ -384,6 +393,7 @@ func (c *Conn) Close() error {
 			select {
 			case <-writerDone:
 			case <-time.After(closeLinger):
+				c.lingerOver.Store(true)
 				c.conn.SetWriteDeadline(time.Unix(1, 0))
 				<-writerDone
 			}
@@ -495,7 +505,14 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline sets the deadline for the writer's system calls. A write that times out
 // leaves the session unusable, as in crypto/tls.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() {
+		c.writeDL.Store(0)
+	} else {
+		c.writeDL.Store(t.UnixNano())
+	}
+	return c.conn.SetWriteDeadline(t)
+}
 
 // String describes the connection, never its keys.
 func (c *Conn) String() string {

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+
+	"github.com/curvezmq/curvezmq/handshake"
+	"github.com/curvezmq/curvezmq/internal/zmtp"
 )
 
 // What a peer cannot do to a server: stall its sends by not reading (SendTimeout), make a
@@ -170,5 +173,77 @@ func TestTransportMessageCap(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the socket served no one after dropping the oversized sender")
+	}
+}
+
+// TestSendTimeoutSlowPeer: a peer that keeps taking data, however slowly, is not dropped
+// by SendTimeout, even with far more queued than it takes within the timeout.
+func TestSendTimeoutSlowPeer(t *testing.T) {
+	p := newPair(t)
+	p.cliCfg.SendTimeout = 500 * time.Millisecond
+	cli, srv := p.mustConnect(t)
+	const total = 12 << 20
+	received := make(chan int, 1)
+	go func() { // about 3 MiB/s: 64 KiB every 20 ms
+		n := 0
+		var buf []byte
+		for n < total {
+			f, _, err := srv.RecvFrame(buf[:0])
+			if err != nil {
+				break
+			}
+			buf, n = f, n+len(f)
+			time.Sleep(20 * time.Millisecond)
+		}
+		received <- n
+	}()
+	chunk := make([]byte, 64<<10)
+	for sent := 0; sent < total; sent += len(chunk) {
+		if err := cli.Send(chunk); err != nil {
+			t.Fatalf("after %d MiB: %v", sent>>20, err)
+		}
+	}
+	select {
+	case n := <-received:
+		if n != total {
+			t.Fatalf("the peer received %d of %d bytes", n, total)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the peer stopped receiving")
+	}
+}
+
+// TestSubscriptionInsideMessage: a peer that sends a subscription between the frames of a
+// message loses its connection, and zmq4 on the dial side never sees the cut message: it
+// gets the new connection's messages whole.
+func TestSubscriptionInsideMessage(t *testing.T) {
+	z := newZPair(t)
+	ln := rawServer(t, z, "PUSH")
+	cli := z.client(zmq4.NewPull)
+	defer cli.Close()
+	accept := acceptConn(t, ln)
+	if err := cli.Dial("curve://" + ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	c1 := accept()
+	accept = acceptConn(t, ln) // the reconnection
+	if err := c1.SendFrame([]byte("head"), true); err != nil {
+		t.Fatal(err)
+	}
+	c1.wmu.Lock()
+	err := c1.queueLocked(handshake.MessageCommand, zmtp.AppendSubscription(nil, true, []byte("topic"), true), true)
+	c1.wmu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.SendFrame([]byte("tail"), false); err != nil {
+		t.Fatal(err)
+	}
+	c2 := accept()
+	if err := c2.Send([]byte("whole")); err != nil {
+		t.Fatal(err)
+	}
+	if got := frames(recv(t, cli)); got != "whole" {
+		t.Fatalf("zmq4 got %q, want whole", got)
 	}
 }
