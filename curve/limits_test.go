@@ -3,6 +3,8 @@ package curve
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -176,26 +178,64 @@ func TestTransportMessageCap(t *testing.T) {
 	}
 }
 
+// throttled is a connection whose reads take at most 32 KiB every 10 ms: a peer that
+// keeps taking data, slowly (about 3 MB/s).
+type throttled struct{ net.Conn }
+
+func (t throttled) Read(p []byte) (int, error) {
+	time.Sleep(10 * time.Millisecond)
+	return t.Conn.Read(p[:min(len(p), 32<<10)])
+}
+
 // TestSendTimeoutSlowPeer: a peer that keeps taking data, however slowly, is not dropped
-// by SendTimeout, even with far more queued than it takes within the timeout.
+// by SendTimeout, even with far more queued than it takes within the timeout. The
+// connection's kernel buffers are made small, so the sender sees the peer's pace.
 func TestSendTimeoutSlowPeer(t *testing.T) {
 	p := newPair(t)
-	p.cliCfg.SendTimeout = 500 * time.Millisecond
-	cli, srv := p.mustConnect(t)
-	const total = 12 << 20
-	received := make(chan int, 1)
-	go func() { // about 3 MiB/s: 64 KiB every 20 ms
+	p.cliCfg.SendTimeout = time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	a.(*net.TCPConn).SetWriteBuffer(32 << 10)
+	b.(*net.TCPConn).SetReadBuffer(32 << 10)
+	cli, srv := Client(a, p.cliCfg), Server(throttled{b}, p.srvCfg)
+	defer cli.Close()
+	defer srv.Close()
+	hs := make(chan error, 1)
+	go func() { hs <- srv.Handshake(context.Background()) }()
+	if err := cli.Handshake(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-hs; err != nil {
+		t.Fatal(err)
+	}
+	// Beyond twice the 4 MiB write buffer, so that sends wait for the writer: about 3 s at
+	// the peer's pace.
+	const total = 10 << 20
+	received := make(chan error, 1)
+	go func() {
 		n := 0
 		var buf []byte
 		for n < total {
 			f, _, err := srv.RecvFrame(buf[:0])
 			if err != nil {
-				break
+				received <- fmt.Errorf("after %d bytes: %w", n, err)
+				return
 			}
 			buf, n = f, n+len(f)
-			time.Sleep(20 * time.Millisecond)
 		}
-		received <- n
+		received <- nil
 	}()
 	chunk := make([]byte, 64<<10)
 	for sent := 0; sent < total; sent += len(chunk) {
@@ -204,9 +244,9 @@ func TestSendTimeoutSlowPeer(t *testing.T) {
 		}
 	}
 	select {
-	case n := <-received:
-		if n != total {
-			t.Fatalf("the peer received %d of %d bytes", n, total)
+	case err := <-received:
+		if err != nil {
+			t.Fatalf("the peer's receive failed %v", err)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the peer stopped receiving")

@@ -255,8 +255,11 @@ func (s *dirSource) setWatching(ok bool) {
 }
 
 // rescan scans the directory and, on success, swaps the new set in. On failure the last
-// good set stays and the error is recorded.
+// good set stays and the error is recorded. It watches first: a file written during or
+// after the scan then has an event, and a directory made after its watch failed has one
+// in its parent or an ancestor.
 func (s *dirSource) rescan(why string) error {
+	s.syncWatches()
 	res, err := scanDir(s.dir, s.layout)
 	if err != nil {
 		s.mu.Lock()
@@ -267,11 +270,9 @@ func (s *dirSource) rescan(why string) error {
 		if changed {
 			s.a.log.Warn("zap: rescan failed; keeping the last good key set", "domain", s.domain, "dir", s.dir, "err", err)
 		}
-		s.syncWatches()
 		return err
 	}
 	s.commit(res, why)
-	s.syncWatches()
 	return nil
 }
 
