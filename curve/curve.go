@@ -57,7 +57,12 @@
 //     writer holds a lock the connection reaper needs): do not use it; the transport
 //     reconnects beneath zmq4;
 //   - each message is sent from a new goroutine per connection: the transport's writer
-//     goroutine seals frames, so those goroutines' stacks stay small.
+//     goroutine seals frames, so those goroutines' stacks stay small;
+//   - one goroutine writes to all of a socket's peers, so a peer that stops reading stalls
+//     the rest: set [Config.SendTimeout] on a server to drop such a peer;
+//   - a message is held whole before the application sees it: [Config.MaxMessageSize]
+//     bounds the whole message on the transport, and a message reaches zmq4 only once its
+//     last frame is in, so a lost connection never leaves zmq4 half a message.
 //
 // zmq4 bugs it cannot work around: a closed PUB socket leaks its writer goroutine, and a
 // REP socket ends a request's envelope at its last empty frame instead of the first.
