@@ -160,7 +160,8 @@ func ensureDir(dir string) error {
 		}
 		return syncDir(filepath.Dir(dir))
 	case errors.Is(err, fs.ErrExist):
-		fi, serr := os.Stat(dir)
+		// Lstat: a symlink in its place is refused, never followed to keys elsewhere.
+		fi, serr := os.Lstat(dir)
 		if serr != nil {
 			return fileErr(dir, serr)
 		}

@@ -268,6 +268,33 @@ func parseKeyValue(v []byte, what string) (key.PublicKey, error) {
 // trimSpace strips what Python's bytes.strip() strips: ASCII space, \t, \n, \r, \v, \f.
 func trimSpace(b []byte) []byte { return bytes.Trim(b, " \t\n\r\v\f") }
 
+// pyzmqKeys reads data as pyzmq's load_certificate does, sections ignored: the value of
+// the last line that starts with public-key, and whether a line that starts with
+// secret-key has a non-empty value. Only printable key text is returned, never a secret.
+func pyzmqKeys(data []byte) (public string, hasSecret bool) {
+	for len(data) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		line = trimSpace(line)
+		eq := bytes.IndexByte(line, '=')
+		if eq < 0 {
+			continue
+		}
+		value := bytes.Trim(line[eq+1:], " \t'\"")
+		switch {
+		case bytes.HasPrefix(line, []byte("public-key")):
+			public = string(value)
+		case bytes.HasPrefix(line, []byte("secret-key")):
+			hasSecret = hasSecret || len(value) > 0
+		}
+	}
+	return public, hasSecret
+}
+
 // ReadCertificate reads and parses the certificate file at path (at most
 // [MaxCertificateSize] bytes; not a FIFO or directory). When the file carries a secret key
 // and its mode grants any access to group or others, the certificate's Warnings say so.

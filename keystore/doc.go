@@ -77,7 +77,15 @@
 //     contact file 0600 (Cylc: typically 0644).
 //   - Only one scheduler may hold a .service: [LockService] takes an flock on the directory,
 //     in addition to Cylc's contact-file liveness check, which this package makes only for a
-//     scheduler on this host (Cylc also asks other hosts over ssh).
+//     scheduler on this host (Cylc also asks other hosts over ssh). A contact host counts as
+//     this one when it is this host name, a local address, or a name with this host's
+//     first label that resolves to a local address; otherwise the answer is
+//     [ErrCannotTell], never a guess.
+//   - remote-tidy ([RemoteTidy]) removes nothing from a .service that is a symlink or a
+//     scheduler's own (it holds client_public_keys); Cylc's tidy does not check.
+//   - A public key received from remote-init ([InstallClientKey]) is refused when pyzmq,
+//     which ignores sections, would read it differently: a secret-key or a second
+//     public-key line anywhere.
 //
 // # Secrets
 //

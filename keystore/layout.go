@@ -148,8 +148,14 @@ func InstallClientKey(srvDir, target string, cert []byte) error {
 		return err
 	}
 	defer c.Wipe()
-	if c.HasSecret {
+	// pyzmq (and so Cylc) reads keys from any line, whatever its section: what the file
+	// says to pyzmq must be what it says to us.
+	pyPub, pySecret := pyzmqKeys(cert)
+	if c.HasSecret || pySecret {
 		return &FileError{Path: path, Err: ErrHasSecret}
+	}
+	if pyPub != c.Public.String() {
+		return &FileError{Path: path, Err: fmt.Errorf("%w: pyzmq would read another public-key (its last)", ErrMalformed)}
 	}
 	if err := c.Public.Check(); err != nil {
 		return &FileError{Path: path, Err: fmt.Errorf("%w: public-key is all zeros or of small order", ErrInvalidKey)}

@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // shlexJoin is Python's shlex.join: each argument quoted by shlex.quote, joined by spaces.
@@ -190,10 +192,11 @@ func ClaimService(srvDir string, logf func(format string, args ...any)) (*Lock, 
 }
 
 // isLocalHost reports whether a contact file's host names this machine: localhost, a
-// loopback or local interface address, this host name, or the same name with or without a
-// domain (Cylc writes the FQDN; os.Hostname is often the short name). Names are not
-// resolved: an unknown answer is "not local", which DetectOldContact reports as
-// ErrCannotTell rather than guessing.
+// loopback or local interface address, this host name, or a name with the same first
+// label, one of the two without a domain (Cylc writes the FQDN; os.Hostname is often the
+// short name), that resolves to a local address: two clusters may each have a "login1". An
+// unknown answer is "not local", which DetectOldContact reports as ErrCannotTell rather
+// than guessing.
 func isLocalHost(host string) bool {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	if h == "" {
@@ -203,26 +206,54 @@ func isLocalHost(host string) bool {
 		return true
 	}
 	if ip := net.ParseIP(h); ip != nil {
-		if ip.IsLoopback() {
-			return true
-		}
-		addrs, err := net.InterfaceAddrs()
-		if err != nil {
-			return false
-		}
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
-				return true
-			}
-		}
-		return false
+		return isLocalIP(ip)
 	}
 	me, err := os.Hostname()
 	if err != nil || me == "" {
 		return false
 	}
 	me = strings.ToLower(me)
+	if h == me {
+		return true
+	}
 	first := func(s string) string { l, _, _ := strings.Cut(s, "."); return l }
 	short := !strings.Contains(h, ".") || !strings.Contains(me, ".")
-	return h == me || short && first(h) == first(me)
+	if !short || first(h) != first(me) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	addrs, err := lookupIPAddr(ctx, h)
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if isLocalIP(a.IP) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveTimeout bounds the name lookup of isLocalHost.
+const resolveTimeout = 3 * time.Second
+
+// lookupIPAddr resolves a host name; tests replace it.
+var lookupIPAddr = net.DefaultResolver.LookupIPAddr
+
+// isLocalIP reports whether ip is a loopback address or one of this machine's.
+func isLocalIP(ip net.IP) bool {
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }

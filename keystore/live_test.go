@@ -2,9 +2,11 @@ package keystore
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,8 +250,49 @@ func TestIsLocalHost(t *testing.T) {
 			t.Errorf("isLocalHost(%q) = %v, want %v", h, got, want)
 		}
 	}
-	if !strings.Contains(me, ".") && !isLocalHost(me+".example.org") {
-		t.Errorf("FQDN of the short host name %q not local", me)
+	// The same first label, one name short: local only if the name resolves here (two
+	// clusters may each have a "login1").
+	if strings.Contains(me, ".") {
+		return // the cases below need a short os.Hostname
+	}
+	defer func(f func(context.Context, string) ([]net.IPAddr, error)) { lookupIPAddr = f }(lookupIPAddr)
+	resolves := map[string]net.IP{me + ".here.example": net.ParseIP("127.0.1.1"), me + ".there.example": net.ParseIP("192.0.2.7")}
+	lookupIPAddr = func(_ context.Context, h string) ([]net.IPAddr, error) {
+		if ip, ok := resolves[h]; ok {
+			return []net.IPAddr{{IP: ip}}, nil
+		}
+		return nil, &net.DNSError{Err: "no such host", Name: h, IsNotFound: true}
+	}
+	for h, want := range map[string]bool{
+		me + ".here.example":  true,  // resolves to a loopback address
+		me + ".there.example": false, // resolves elsewhere
+		me + ".invalid":       false, // does not resolve
+	} {
+		if got := isLocalHost(h); got != want {
+			t.Errorf("isLocalHost(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+// TestOtherClusterContactKept: a contact file written on a host of another cluster whose
+// short name is this host's is not judged stale and removed: its process cannot be seen
+// from here.
+func TestOtherClusterContactKept(t *testing.T) {
+	me, err := os.Hostname()
+	if err != nil || strings.Contains(me, ".") {
+		t.Skip("needs a short host name")
+	}
+	srv := t.TempDir()
+	other := me + ".cluster-b.invalid"
+	if err := WriteContact(srv, Contact{ContactHost: other, ContactPort: "43001", ContactPID: "999999999", ContactCommand: "cylc play flow"}); err != nil {
+		t.Fatal(err)
+	}
+	err = DetectOldContact(srv, t.Logf)
+	if !errors.Is(err, ErrCannotTell) {
+		t.Errorf("DetectOldContact: %v, want ErrCannotTell", err)
+	}
+	if _, err := os.Stat(filepath.Join(srv, ContactFileName)); err != nil {
+		t.Errorf("the contact file of a scheduler on %s was removed: %v", other, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -87,6 +88,10 @@ func CreateClientKeys(srvDir, target string, rand io.Reader) (publicCert []byte,
 	}
 	pub := PublicCertificate(kp.Public, now)
 	if err := WriteFileAtomic(filepath.Join(srvDir, own), pub, 0o600); err != nil {
+		// Half a key pair is of no use, and the secret must not stay behind.
+		if rerr := RemoveClientKeys(srvDir, target, false); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		return nil, err
 	}
 	return pub, nil
@@ -119,12 +124,27 @@ func RemoveClientKeys(srvDir, target string, fullClean bool) error {
 // RemoteTidy is remote-tidy on an install target's host: it removes srvDir/contact, the
 // target's keys and server.key ([RemoveClientKeys] with fullClean), temporary files left by
 // a killed writer, and then srvDir itself if it is empty (it usually is not: Cylc leaves
-// .service/etc there; that failure is ignored, as Cylc ignores it).
+// .service/etc there; that failure is ignored, as Cylc ignores it). A missing srvDir has
+// nothing to tidy. It removes nothing from an srvDir that is not a directory (a symlink is
+// not followed) or that is a scheduler's own (it holds client_public_keys, which
+// remote-init refuses too).
 func RemoteTidy(srvDir, target string) error {
 	if err := ValidTarget(target); err != nil {
 		return err
 	}
-	err := errors.Join(
+	fi, err := os.Lstat(srvDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fileErr(srvDir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("keystore: remote tidy refused: %s is not a directory; nothing removed", srvDir)
+	}
+	if cpk := filepath.Join(srvDir, ClientPublicKeysDirName); lexists(cpk) {
+		return fmt.Errorf("keystore: remote tidy refused: %s exists, so this is a scheduler's own service directory; nothing removed", cpk)
+	}
+	err = errors.Join(
 		removeFile(filepath.Join(srvDir, ContactFileName)),
 		RemoveClientKeys(srvDir, target, true),
 		removeStaleTemps(srvDir),
@@ -132,7 +152,7 @@ func RemoteTidy(srvDir, target string) error {
 	if err != nil {
 		return err
 	}
-	os.Remove(srvDir) // only if empty; errors ignored
+	syscall.Rmdir(srvDir) // only if empty; errors ignored
 	return nil
 }
 
@@ -171,4 +191,10 @@ func LoadClientKeysWarn(srvDir string, warnf func(format string, args ...any)) (
 	}
 	s.Wipe()
 	return key.KeyPair{Public: c.Public, Secret: c.Secret}, s.Public, nil
+}
+
+// lexists reports whether something, even a dangling symlink, is at path.
+func lexists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

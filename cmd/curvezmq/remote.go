@@ -49,7 +49,9 @@ const remoteTidyUsage = `usage: curvezmq remote-tidy TARGET RUN_DIR
 
 Run by the scheduler over ssh at shutdown on a host of install target TARGET: removes the
 contact file and the keys of RUN_DIR/.service ($HOME is expanded here). Exits 1 for bad
-arguments, 3 when something could not be removed.
+arguments, 3 when something could not be removed, or when RUN_DIR/.service is not a
+directory (a symlink is not followed) or is a scheduler's own (it holds
+client_public_keys): then nothing is removed.
 `
 
 // remoteArgs parses TARGET RUN_DIR and returns the target and the absolute run directory,
