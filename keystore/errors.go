@@ -48,6 +48,9 @@ var (
 	ErrCannotTell = errors.New("keystore: cannot tell if the workflow is running")
 	// ErrLocked: another process holds the lock on the .service directory ([LockService]).
 	ErrLocked = errors.New("keystore: service directory is locked by another scheduler")
+	// ErrLockUnsupported: the file system cannot flock the .service directory (NFS without
+	// local locks refuses a lock on a directory); [ClaimService] then carries on without.
+	ErrLockUnsupported = errors.New("keystore: the file system cannot lock the service directory")
 )
 
 // Cylc's client messages, for a command that wants to print exactly what Cylc prints when

@@ -65,12 +65,15 @@ func LockService(srvDir string) (*Lock, error) {
 	if err != nil {
 		return nil, fileErr(srvDir, err)
 	}
-	if err := lockFile(f); err != nil {
+	if err := lockDir(f); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return &Lock{f: f}, nil
 }
+
+// lockDir is lockFile; tests replace it to stand for file systems without flock.
+var lockDir = lockFile
 
 // Unlock releases the lock. Calling it again, or on a nil Lock, does nothing.
 func (l *Lock) Unlock() error {
@@ -178,9 +181,15 @@ func DetectOldContact(srvDir string, logf func(format string, args ...any)) erro
 // ClaimService is the start of a scheduler's run on srvDir, before any key housekeeping:
 // [LockService], then [DetectOldContact]. On success the caller holds the lock and may call
 // [KeyHousekeeping] and [CreateServerKeys]; on error the lock is not held and nothing in
-// srvDir has changed (except a stale contact file, removed).
+// srvDir has changed (except a stale contact file, removed). Where the file system cannot
+// lock the directory ([ErrLockUnsupported]), it says so through logf and relies on the
+// contact file alone, as Cylc does.
 func ClaimService(srvDir string, logf func(format string, args ...any)) (*Lock, error) {
 	l, err := LockService(srvDir)
+	if errors.Is(err, ErrLockUnsupported) {
+		logf("Cannot lock %s (%v); relying on the contact file alone.", srvDir, err)
+		l, err = &Lock{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -93,6 +93,49 @@ func TestLockService(t *testing.T) {
 	}
 }
 
+// TestClaimServiceWithoutFlock: on a file system that cannot flock a directory (NFS
+// refuses with EBADF), a scheduler still starts, saying so, and the contact-file check
+// still guards the directory; a real lock conflict still refuses.
+func TestClaimServiceWithoutFlock(t *testing.T) {
+	defer func(f func(*os.File) error) { lockDir = f }(lockDir)
+	lockDir = func(f *os.File) error {
+		return &FileError{Path: f.Name(), Err: fmt.Errorf("%w: %w", ErrLockUnsupported, syscall.EBADF)}
+	}
+	srv := ServiceDir(t.TempDir())
+	var r logRecorder
+	l, err := ClaimService(srv, r.logf)
+	if err != nil {
+		t.Fatalf("ClaimService: %v", err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.lines) != 1 || !strings.Contains(r.lines[0], "relying on the contact file alone") {
+		t.Errorf("log: %q", r.lines)
+	}
+	// The contact file of a live scheduler (this process) still refuses the claim.
+	self, err := ProcessCommand(os.Getpid())
+	if err != nil {
+		t.Skip("cannot read this process's command")
+	}
+	if err := WriteContact(srv, Contact{ContactHost: "localhost", ContactPort: "1", ContactPID: strconv.Itoa(os.Getpid()), ContactCommand: self}); err != nil {
+		t.Fatal(err)
+	}
+	var ae *AliveError
+	if _, err := ClaimService(srv, r.logf); !errors.As(err, &ae) {
+		t.Errorf("a live scheduler's contact file: %v", err)
+	}
+	lockDir = lockFile
+	held, err := LockService(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	if _, err := ClaimService(srv, r.logf); !errors.Is(err, ErrLocked) {
+		t.Errorf("a held lock: %v", err)
+	}
+}
+
 type logRecorder struct{ lines []string }
 
 func (r *logRecorder) logf(format string, args ...any) {
