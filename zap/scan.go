@@ -77,8 +77,11 @@ func scanDir(dir string, layout Layout) (scanResult, error) {
 		if !fi.IsDir() {
 			return scanResult{}, fmt.Errorf("%w: %s", ErrNotDirectory, dir)
 		}
-		err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if path == dir {
+		// From dir + "/": a key directory that is a symlink is followed, as the pyzmq
+		// layout's ReadDir follows it (WalkDir does not follow a symlink at its root).
+		root := dir + string(filepath.Separator)
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if path == root {
 				return err // the root itself unreadable: the scan fails
 			}
 			rel, _ := filepath.Rel(dir, path)

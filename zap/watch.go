@@ -52,8 +52,10 @@ type sourceState struct {
 	watching   bool
 }
 
-// newDirSource watches dir, scans it once and starts its goroutine. If the scan fails,
-// nothing is left running and the error is returned.
+// newDirSource watches dir and scans it once; [dirSource.start] starts its goroutine once
+// the source is in the published policy (so that nothing it does is seen before), and
+// [dirSource.discard] releases a source that never started. If the scan fails, nothing is
+// left open and the error is returned.
 func newDirSource(a *Authenticator, domain, dir string, layout Layout) (*dirSource, error) {
 	s := &dirSource{
 		a:      a,
@@ -74,28 +76,28 @@ func newDirSource(a *Authenticator, domain, dir string, layout Layout) (*dirSour
 			s.w = w
 		}
 	}
-	// Watch before the first scan, so that nothing written during it goes unnoticed.
-	s.syncWatches()
-	res, err := scanDir(dir, layout)
-	if err == nil && len(res.subdirs) != 0 {
-		// A tree: watch the subdirectories found, then scan again, so that nothing
-		// written in them between the two goes unnoticed either.
-		s.subdirs = res.subdirs
-		s.syncWatches()
-		res, err = scanDir(dir, layout)
-	}
+	res, err := s.scanWatched()
 	if err != nil {
 		if s.w != nil {
 			s.w.Close()
 		}
 		return nil, err
 	}
-	s.commit(res, "start")
-	go s.run()
+	s.commit(res, "start", false)
 	return s, nil
 }
 
-// stop ends the goroutine and waits for it. It is idempotent.
+// start runs the source's goroutine: rescans on events, timer and Reload.
+func (s *dirSource) start() { go s.run() }
+
+// discard releases a source that was never started.
+func (s *dirSource) discard() {
+	if s.w != nil {
+		s.w.Close()
+	}
+}
+
+// stop ends the goroutine of a started source and waits for it. It is idempotent.
 func (s *dirSource) stop() {
 	s.once.Do(func() { close(s.quit) })
 	<-s.done
@@ -259,8 +261,7 @@ func (s *dirSource) setWatching(ok bool) {
 // after the scan then has an event, and a directory made after its watch failed has one
 // in its parent or an ancestor.
 func (s *dirSource) rescan(why string) error {
-	s.syncWatches()
-	res, err := scanDir(s.dir, s.layout)
+	res, err := s.scanWatched()
 	if err != nil {
 		s.mu.Lock()
 		s.st.lastErr = err
@@ -272,13 +273,41 @@ func (s *dirSource) rescan(why string) error {
 		}
 		return err
 	}
-	s.commit(res, why)
+	s.commit(res, why, true)
 	return nil
 }
 
-// commit makes res live: it swaps the set, records the state, revokes and starts a new
-// generation.
-func (s *dirSource) commit(res scanResult, why string) {
+// treeRounds bounds how many times scanWatched scans again for new subdirectories; a
+// deeper tree made at once is complete by the periodic rescan.
+const treeRounds = 8
+
+// scanWatched watches, then scans: what is written after a watch has an event, what
+// before is scanned. In a tree, the subdirectories a scan finds that are not yet watched
+// are watched and the tree scanned again, until none is new (mkdir -p, a tree moved in).
+func (s *dirSource) scanWatched() (scanResult, error) {
+	s.syncWatches()
+	res, err := scanDir(s.dir, s.layout)
+	for i := 0; err == nil && i < treeRounds && newSubdirs(res.subdirs, s.subdirs); i++ {
+		s.subdirs = res.subdirs
+		s.syncWatches()
+		res, err = scanDir(s.dir, s.layout)
+	}
+	return res, err
+}
+
+// newSubdirs reports whether found holds a directory that watched does not.
+func newSubdirs(found, watched []string) bool {
+	for _, d := range found {
+		if !slices.Contains(watched, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// commit makes res live: it swaps the set and records the state; with publish (the source
+// is in the policy), it also revokes and starts a new generation.
+func (s *dirSource) commit(res scanResult, why string, publish bool) {
 	now := time.Now()
 	old := s.set.Swap(res.set)
 	s.subdirs = res.subdirs
@@ -319,7 +348,9 @@ func (s *dirSource) commit(res scanResult, why string) {
 	} else {
 		s.a.log.Debug("zap: key set loaded", args...)
 	}
-	s.a.published(now)
+	if publish {
+		s.a.published(now)
+	}
 }
 
 func diff(old, cur *keySet) (added, removed int) {

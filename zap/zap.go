@@ -257,7 +257,7 @@ func (a *Authenticator) ConfigureCurveDir(domain, dir string, layout Layout) err
 		return err
 	}
 	if err := a.setDomain(domain, &domainPolicy{kind: kindDirectory, src: src}); err != nil {
-		src.stop()
+		src.discard()
 		return err
 	}
 	return nil
@@ -275,13 +275,18 @@ func (a *Authenticator) setDomain(domain string, dp *domainPolicy) error {
 	old := p.domains[domain]
 	p.domains[domain] = dp
 	a.policy.Store(p)
+	var loaded time.Time // a new key set goes live with the policy: a successful load
+	if dp.src != nil {
+		dp.src.start() // under mu, so that Close, which reads the policy under it, stops it
+		loaded = time.Now()
+	}
 	a.mu.Unlock()
 
 	if old != nil && old.src != nil {
 		old.src.stop()
 	}
 	a.log.Debug("zap: domain configured", "domain", domain, "policy", dp.kind.String(), "location", dp.location())
-	a.published(time.Time{})
+	a.published(loaded)
 	return nil
 }
 
