@@ -19,6 +19,22 @@ import (
 // What a peer cannot do to a server: stall its sends by not reading (SendTimeout), make a
 // zmq4 socket hold an unbounded message (MaxMessageSize bounds the whole message).
 
+// dialAs connects a curve.Conn to a zmq4 socket at addr with the pair's client keys, as a
+// peer of socket type typ; it is closed with the test.
+func (z *zpair) dialAs(t *testing.T, typ, addr string) *Conn {
+	t.Helper()
+	cfg := *z.cliCfg
+	cfg.SocketType = typ
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, "tcp", addr, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // TestSendTimeout: a send to a peer that reads nothing fails once it has waited
 // SendTimeout for room, with an error wrapping os.ErrDeadlineExceeded.
 func TestSendTimeout(t *testing.T) {
@@ -82,15 +98,7 @@ func TestTransportStalledPeer(t *testing.T) {
 			srv.Send(zmq4.NewMsg(reply))
 		}
 	}()
-	cfg := *z.cliCfg
-	cfg.SocketType = "REQ"
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	bad, err := Dial(ctx, "tcp", srv.Addr().String(), &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bad.Close()
+	bad := z.dialAs(t, "REQ", srv.Addr().String())
 	go func() {
 		for i := 0; i < 2000; i++ { // 128 MiB of replies it will never read
 			if bad.Send([]byte{}, []byte("more")) != nil {
@@ -126,15 +134,7 @@ func TestTransportMessageCap(t *testing.T) {
 	if err := srv.Listen("curve://127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := *z.cliCfg
-	cfg.SocketType = "PUSH"
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	bad, err := Dial(ctx, "tcp", srv.Addr().String(), &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bad.Close()
+	bad := z.dialAs(t, "PUSH", srv.Addr().String())
 	half := make([]byte, 600<<10)
 	if err := bad.Send(half, half); err != nil { // its last frame crosses the cap
 		t.Fatal(err)
@@ -143,11 +143,7 @@ func TestTransportMessageCap(t *testing.T) {
 	if _, err := bad.Recv(nil); err == nil || isTimeout(err) {
 		t.Fatalf("the sender of a 1.2 MiB message kept its connection: %v", err)
 	}
-	ok, err := Dial(ctx, "tcp", srv.Addr().String(), &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ok.Close()
+	ok := z.dialAs(t, "PUSH", srv.Addr().String())
 	if err := ok.Send([]byte("small"), half); err != nil {
 		t.Fatal(err)
 	}
