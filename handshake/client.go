@@ -21,16 +21,21 @@ type Client struct {
 	state state
 	err   error
 
-	transient       key.KeyPair    // c' and C'
+	*clientSecrets                 // behind a pointer: a Client printed by value shows none
 	transientDH     *key.Agreement // c', ready for agreements
 	longTermDH      *key.Agreement // c, ready for the vouch
-	helloKey        [32]byte       // box key of c' and S: HELLO and WELCOME
-	sessionKey      [32]byte       // box key of c' and S': INITIATE, READY, MESSAGE
 	serverTransient key.PublicKey
 	nonce           uint64 // last short nonce sent
 	peerMeta        Metadata
 	prepared        bool // the transient key and the HELLO key are ready
 	ownLongTerm     bool // longTermDH was made by this handshake
+}
+
+// clientSecrets are a Client's secret keys.
+type clientSecrets struct {
+	transient  key.KeyPair // c' and C'
+	helloKey   [32]byte    // box key of c' and S: HELLO and WELCOME
+	sessionKey [32]byte    // box key of c' and S': INITIATE, READY, MESSAGE
 }
 
 // NewClient returns the client side of a handshake with cfg, which needs KeyPair and
@@ -39,7 +44,7 @@ func NewClient(cfg *Config) (*Client, error) {
 	if err := cfg.check(true); err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg}, nil
+	return &Client{cfg: cfg, clientSecrets: new(clientSecrets)}, nil
 }
 
 // Prepare makes, ahead of Hello, all that needs nothing from the server: the transient key
@@ -212,8 +217,9 @@ func (c *Client) Wiped() bool {
 // String describes the handshake's state, never its secrets.
 func (c *Client) String() string { return "handshake.Client(" + c.state.String() + ")" }
 
-// Format prints String for every verb, so no fmt verb reaches the secret fields.
-func (c *Client) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+// Format prints String for every verb, so no fmt verb reaches the secret fields; its value
+// receiver covers a Client printed by value too.
+func (c Client) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
 
 func (c *Client) expect(s state) error {
 	if c.state == stateFailed {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 
 	"github.com/curvezmq/curvezmq/curve/key"
@@ -79,7 +80,9 @@ func (c *Config) rand() io.Reader {
 
 func (c *Config) maxMetadata() int {
 	if c.MaxMetadata > 0 {
-		return c.MaxMetadata
+		// Room for the largest command's fixed part: a cap near MaxInt means none, and
+		// must not overflow when added to it.
+		return min(c.MaxMetadata, math.MaxInt-initiateMinSize)
 	}
 	return DefaultMaxMetadata
 }

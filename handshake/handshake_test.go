@@ -565,7 +565,7 @@ func TestMessageChecks(t *testing.T) {
 		binary.BigEndian.PutUint64(body[8:16], 3)
 		body[32], body[33] = 0x81, 'x'
 		n := shortNonce(&tr.client.sendPrefix, 3)
-		sealInPlace(body[16:], &n, &tr.client.key)
+		sealInPlace(body[16:], &n, tr.client.key)
 		flags, p, err := tr.server.OpenMessage(body)
 		if err != nil || flags != MessageMore || string(p) != "x" {
 			t.Fatalf("flags %x %q %v", flags, p, err)

@@ -21,12 +21,10 @@ type Server struct {
 	state state
 	err   error
 
-	transient       key.KeyPair    // s' and S'
+	*serverSecrets                 // behind a pointer: a Server printed by value shows none
 	transientDH     *key.Agreement // s', ready for agreements
 	longTermDH      *key.Agreement // s, ready for HELLO
-	cookieKey       [32]byte       // secretbox key of the cookie, this connection only
 	clientTransient key.PublicKey
-	sessionKey      [32]byte // box key of s' and C'
 	clientKey       key.PublicKey
 	peerNonce       uint64 // the INITIATE short nonce: MESSAGEs must exceed it
 	peerMeta        Metadata
@@ -35,12 +33,19 @@ type Server struct {
 	sessionReady    bool // the session key is ready
 }
 
+// serverSecrets are a Server's secret keys.
+type serverSecrets struct {
+	transient  key.KeyPair // s' and S'
+	cookieKey  [32]byte    // secretbox key of the cookie, this connection only
+	sessionKey [32]byte    // box key of s' and C'
+}
+
 // NewServer returns the server side of a handshake with cfg, which needs KeyPair.
 func NewServer(cfg *Config) (*Server, error) {
 	if err := cfg.check(false); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg}, nil
+	return &Server{cfg: cfg, serverSecrets: new(serverSecrets)}, nil
 }
 
 // Prepare makes, ahead of ReadHello, the transient key pair and the long-term key ready for
@@ -285,8 +290,9 @@ func (s *Server) Wiped() bool {
 // String describes the handshake's state, never its secrets.
 func (s *Server) String() string { return "handshake.Server(" + s.state.String() + ")" }
 
-// Format prints String for every verb, so no fmt verb reaches the secret fields.
-func (s *Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+// Format prints String for every verb, so no fmt verb reaches the secret fields; its value
+// receiver covers a Server printed by value too.
+func (s Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
 
 func (s *Server) expect(st state) error {
 	if s.state == stateFailed {

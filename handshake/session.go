@@ -35,7 +35,7 @@ const (
 // key and the dead flag. After any failure in either direction the session is dead, every
 // later call returns the first error, and Close zeroes the key.
 type Session struct {
-	key        [32]byte
+	key        *[32]byte // behind a pointer: a Session printed by value shows no key bytes
 	sendPrefix [16]byte
 	recvPrefix [16]byte
 	sendNonce  uint64 // last nonce sent; owned by the sending side
@@ -52,7 +52,8 @@ type Session struct {
 }
 
 func newSession(k *[32]byte, client bool, sent, received uint64, peer key.PublicKey, meta Metadata) *Session {
-	s := &Session{key: *k, sendNonce: sent, recvNonce: received, peerKey: peer, peerMeta: meta}
+	s := &Session{key: new([32]byte), sendNonce: sent, recvNonce: received, peerKey: peer, peerMeta: meta}
+	*s.key = *k
 	if client {
 		s.sendPrefix, s.recvPrefix = prefixMessageC, prefixMessageS
 	} else {
@@ -81,7 +82,7 @@ func (s *Session) SealMessage(body []byte, flags byte) error {
 		return err
 	}
 	body[32] = flags & messageFlags
-	sealInPlace(body[16:], &n, &s.key)
+	sealInPlace(body[16:], &n, s.key)
 	return nil
 }
 
@@ -114,7 +115,7 @@ func (s *Session) SealMessageFrom(body []byte, flags byte, payload []byte) error
 	if err != nil {
 		return err
 	}
-	sealTo(body[16:], flags&messageFlags, payload, &n, &s.key)
+	sealTo(body[16:], flags&messageFlags, payload, &n, s.key)
 	return nil
 }
 
@@ -135,7 +136,7 @@ func (s *Session) OpenMessageTo(dst, body []byte) (flags byte, out []byte, err e
 	n := shortNonce(&s.recvPrefix, m.nonce)
 	off := len(dst)
 	dst = slices.Grow(dst, len(m.box)-tagSize-1)[:off+len(m.box)-tagSize-1]
-	head, ok := openTo(dst[off:], m.box, &n, &s.key)
+	head, ok := openTo(dst[off:], m.box, &n, s.key)
 	if !ok {
 		return 0, dst[:off], s.kill(protoErr(CodeCryptographic, ErrCrypto, "MESSAGE box does not open"))
 	}
@@ -170,7 +171,7 @@ func (s *Session) OpenMessage(body []byte) (flags byte, payload []byte, err erro
 		return 0, nil, s.kill(protoErr(CodeInvalidSequence, ErrNonce, "MESSAGE nonce %d after %d", m.nonce, s.recvNonce))
 	}
 	n := shortNonce(&s.recvPrefix, m.nonce)
-	if !openInPlace(m.box, &n, &s.key) {
+	if !openInPlace(m.box, &n, s.key) {
 		return 0, nil, s.kill(protoErr(CodeCryptographic, ErrCrypto, "MESSAGE box does not open"))
 	}
 	s.recvNonce = m.nonce
