@@ -145,6 +145,10 @@ func (r *Remote) remoteArgv(sub, workflowID string) ([]string, error) {
 	if strings.ContainsFunc(prog, func(c rune) bool { return c < ' ' || c == 0x7f }) {
 		return nil, fmt.Errorf("%w: remote command %q contains control characters", ErrInvalid, prog)
 	}
+	if strings.HasPrefix(prog, "-") {
+		// ssh reads options after the destination too: it would take this for one.
+		return nil, fmt.Errorf("%w: remote command %q starts with '-'", ErrInvalid, prog)
+	}
 	var words []string
 	if r.LoginShell {
 		words = append(words, loginShell...)

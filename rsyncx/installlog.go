@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -59,6 +60,10 @@ func WriteInstallLog(runDir string, load LoadType, target string, argv []string,
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("rsyncx: install log: %w", err)
 	}
+	// Installs to several targets finish at once: one number each (Cylc runs its
+	// callbacks one at a time).
+	installLogMu.Lock()
+	defer installLogMu.Unlock()
 	n, err := nextLogNumber(dir)
 	if err != nil {
 		return "", err
@@ -143,3 +148,6 @@ func formatCmd(argv []string, maxlen int) string {
 	}
 	return strings.Join(lines, " \\ \n    ")
 }
+
+// installLogMu makes choosing a log's number and creating the file one step.
+var installLogMu sync.Mutex

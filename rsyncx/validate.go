@@ -111,6 +111,10 @@ func ValidInclude(item string) error {
 	if err := validRelPath("install item", name); err != nil {
 		return err
 	}
+	if name == keystore.ServiceDirName {
+		// It would come before the rule that keeps everything but server.key in it.
+		return fmt.Errorf("%w: install item %q: only .service/server.key leaves .service", ErrInvalid, item)
+	}
 	return nil
 }
 

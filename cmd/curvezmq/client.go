@@ -316,15 +316,18 @@ func (cl *client) noReply(err error) int {
 		default:
 			return cl.fail(exitRefused, "%s: refused by the server (ERROR %d)", where, ae.Status)
 		}
-	case errors.Is(err, curve.ErrNoWelcome):
-		return cl.fail(exitRefused, "%s: the server closed the connection right after HELLO: wrong server key? (%s may be from another run of the scheduler)", where, filepath.Join(cl.srvDir, keystore.ServerPublicKeyFile))
 	case errors.Is(err, errBadReply):
 		return cl.fail(exitFailed, "%s: %v", where, err)
 	}
 
-	// No reply: has the scheduler moved, stopped or died?
+	// No reply, or a hang-up after HELLO: has the scheduler moved, stopped or died? (Its
+	// port may now be another scheduler's, which hangs up on a key not its own.)
 	var what string
+	stillRunning := exitTimeout
 	switch {
+	case errors.Is(err, curve.ErrNoWelcome):
+		what = fmt.Sprintf("%s: the server closed the connection right after HELLO: wrong server key? (%s may be from another run of the scheduler)", where, filepath.Join(cl.srvDir, keystore.ServerPublicKeyFile))
+		stillRunning = exitRefused
 	case isTimeout(err):
 		what = fmt.Sprintf("%s: Connection timed out (%d ms)\nTimeout waiting for server response.", where, cl.timeout.Milliseconds())
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -353,9 +356,9 @@ func (cl *client) noReply(err error) int {
 	case derr == nil:
 		return cl.fail(exitNotRunning, "%s%s\n%s is not running", what, notes.String(), cl.id)
 	case errors.As(derr, &alive):
-		return cl.fail(exitTimeout, "%s", what)
+		return cl.fail(stillRunning, "%s", what)
 	default:
-		return cl.fail(exitTimeout, "%s\n(cannot tell if it is running: %v)", what, derr)
+		return cl.fail(stillRunning, "%s\n(cannot tell if it is running: %v)", what, derr)
 	}
 }
 
