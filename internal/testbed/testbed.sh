@@ -323,11 +323,13 @@ teardown() {
 	vars "$1"
 	stop_procs || rc=1
 	ip link del "$HOST_IF" 2>/dev/null || true
+	rm -f -- "$CONFD/$NS.conf"
+	rm -rf -- "$DIR" || rc=1
+	# Last: the namespace is the instance's lock (alloc), and a new instance with this number
+	# must not have its directory removed by the end of this teardown.
 	if [ -e "/run/netns/$NS" ]; then
 		ip netns del "$NS" || rc=1
 	fi
-	rm -f -- "$CONFD/$NS.conf"
-	rm -rf -- "$DIR" || rc=1
 	return $rc
 }
 
