@@ -69,8 +69,10 @@
 //
 // # What is stricter than libzmq
 //
-// Refused, where libzmq accepts: all-zero and small-order keys (libzmq relies on libsodium
-// failing later); a HELLO whose padding or signature box is not zero; a vouch whose server
+// Refused, where libzmq accepts: non-canonical key encodings (bit 255 set, or at least
+// 2^255-19), which X25519 reduces to another key's; all-zero and small-order keys (libzmq
+// relies on libsodium failing later); a HELLO whose padding or signature box is not zero;
+// a vouch whose server
 // half is not this server's key (libzmq compares only the client half); a client that sends
 // the reserved User-Id property; ZMTP 1.0 and 2.0 peers at any point; handshake commands
 // larger than the largest legal command plus a metadata cap; a short PING. A connection

@@ -43,6 +43,10 @@ var (
 	// ErrLowOrder is returned (wrapped) for a public key that is all zeros or of small order,
 	// or when a shared secret would be all zeros (RFC 7748, Section 6.1).
 	ErrLowOrder = errors.New("key: all-zero or low-order public key")
+	// ErrNonCanonical is returned (wrapped) for a public key encoded non-canonically: bit
+	// 255 set, or a value of at least 2^255-19. X25519 reduces such an encoding to another
+	// key's, so one secret would answer to two public keys; no key generator makes one.
+	ErrNonCanonical = errors.New("key: non-canonical public key")
 	// ErrMismatch is returned when a public key is not the one its secret key derives.
 	ErrMismatch = errors.New("key: public key does not match secret key")
 )
@@ -98,13 +102,34 @@ func (k PublicKey) Equal(o PublicKey) bool {
 
 // Check returns an error wrapping [ErrLowOrder] if k is all zeros or one of the
 // small-order points of Curve25519 (in any of their encodings), with which no shared
-// secret can be agreed. libsodium refuses such keys during the box operation; we refuse
-// them up front as well.
+// secret can be agreed, and one wrapping [ErrNonCanonical] if k is not the canonical
+// encoding of its point. libsodium refuses low-order keys during the box operation; we
+// refuse them up front as well, and non-canonical ones too (libzmq takes them, so that a
+// client can be authenticated under a second encoding of its key).
 func (k PublicKey) Check() error {
 	if isLowOrder(&k) {
 		return fmt.Errorf("%w", ErrLowOrder)
 	}
+	if !isCanonical(&k) {
+		return fmt.Errorf("%w", ErrNonCanonical)
+	}
 	return nil
+}
+
+// isCanonical reports whether k is below 2^255-19 with bit 255 clear.
+func isCanonical(k *PublicKey) bool {
+	if k[31]&0x80 != 0 {
+		return false
+	}
+	if k[31] != 0x7f || k[0] < 0xed {
+		return true
+	}
+	for _, b := range k[1:31] {
+		if b != 0xff {
+			return true
+		}
+	}
+	return false
 }
 
 // SecretKey is a Curve25519 secret key. It formats as REDACTED with every fmt verb.
@@ -241,7 +266,8 @@ func (kp *KeyPair) Wipe() {
 }
 
 // Precompute sets shared to the crypto_box key of secret and peer (X25519, then HSalsa20 with
-// a zero nonce, as crypto_box_beforenm). It fails with [ErrLowOrder] when peer is all zeros or
+// a zero nonce, as crypto_box_beforenm). It fails with [ErrNonCanonical] when peer is not
+// canonically encoded, and with [ErrLowOrder] when peer is all zeros or
 // of small order, or when the X25519 result would be all zeros, where nacl/box.Precompute
 // would silently return a key anyone can compute. On error shared is zeroed.
 //
@@ -308,6 +334,10 @@ func agree(shared *[Size]byte, peer *PublicKey, priv *ecdh.PrivateKey) error {
 	if isLowOrder(peer) {
 		clear(shared[:])
 		return ErrLowOrder
+	}
+	if !isCanonical(peer) {
+		clear(shared[:])
+		return ErrNonCanonical
 	}
 	pub, err := ecdh.X25519().NewPublicKey(peer[:])
 	if err != nil {

@@ -301,3 +301,41 @@ func TestAgreement(t *testing.T) {
 		t.Fatal("wiped agreement still works")
 	}
 }
+
+// TestNonCanonical: a public key with bit 255 set, or at least 2^255-19, is refused by Check
+// and by every agreement: X25519 would take it for another key's encoding, and a server
+// would then authenticate a client under a second key (found by FuzzHandshake).
+func TestNonCanonical(t *testing.T) {
+	kp, err := GenerateKeyPair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kp.Wipe()
+	high := kp.Public
+	high[31] |= 0x80
+	var big PublicKey // 2^255-19+5: the value 5, encoded non-canonically
+	for i := range big {
+		big[i] = 0xff
+	}
+	big[0], big[31] = 0xf2, 0x7f
+	var below PublicKey // 2^255-20: the largest canonical value
+	for i := range below {
+		below[i] = 0xff
+	}
+	below[0], below[31] = 0xec, 0x7f
+	for name, k := range map[string]PublicKey{"bit 255 set": high, "p+5": big} {
+		if err := k.Check(); !errors.Is(err, ErrNonCanonical) {
+			t.Errorf("%s: Check: %v", name, err)
+		}
+		var shared [Size]byte
+		if err := Precompute(&shared, &k, &kp.Secret); !errors.Is(err, ErrNonCanonical) || shared != [Size]byte{} {
+			t.Errorf("%s: Precompute: %v", name, err)
+		}
+	}
+	if err := kp.Public.Check(); err != nil {
+		t.Errorf("a generated key: %v", err)
+	}
+	if !isCanonical(&below) {
+		t.Error("p-1 is canonical")
+	}
+}
