@@ -253,16 +253,8 @@ func TestSendTimeoutSlowPeer(t *testing.T) {
 // message loses its connection, and zmq4 on the dial side never sees the cut message: it
 // gets the new connection's messages whole.
 func TestSubscriptionInsideMessage(t *testing.T) {
-	z := newZPair(t)
-	ln := rawServer(t, z, "PUSH")
-	cli := z.client(zmq4.NewPull)
-	defer cli.Close()
-	accept := acceptConn(t, ln)
-	if err := cli.Dial("curve://" + ln.Addr().String()); err != nil {
-		t.Fatal(err)
-	}
-	c1 := accept()
-	accept = acceptConn(t, ln) // the reconnection
+	ln, cli, c1 := dialedPull(t)
+	accept := acceptConn(t, ln) // the reconnection
 	if err := c1.SendFrame([]byte("head"), true); err != nil {
 		t.Fatal(err)
 	}

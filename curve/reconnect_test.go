@@ -62,19 +62,26 @@ func acceptConn(t *testing.T, ln *Listener) func() *Conn {
 	}
 }
 
-// TestTransportReconnectMidMessage: when the connection breaks after the first frames of
-// a message arrived, zmq4 on the dial side never sees them, whether or not it was reading
-// at the time: it gets the messages of the new connection whole, and only those.
-func TestTransportReconnectMidMessage(t *testing.T) {
+// dialedPull returns a raw PUSH server, a zmq4 PULL socket dialed to it and the server's
+// side of that connection; all are closed with the test.
+func dialedPull(t *testing.T) (*Listener, zmq4.Socket, *Conn) {
+	t.Helper()
 	z := newZPair(t)
 	ln := rawServer(t, z, "PUSH")
 	cli := z.client(zmq4.NewPull)
-	defer cli.Close()
+	t.Cleanup(func() { cli.Close() })
 	accept := acceptConn(t, ln)
 	if err := cli.Dial("curve://" + ln.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
-	c1 := accept()
+	return ln, cli, accept()
+}
+
+// TestTransportReconnectMidMessage: when the connection breaks after the first frames of
+// a message arrived, zmq4 on the dial side never sees them, whether or not it was reading
+// at the time: it gets the messages of the new connection whole, and only those.
+func TestTransportReconnectMidMessage(t *testing.T) {
+	ln, cli, c1 := dialedPull(t)
 	if err := c1.Send([]byte("whole")); err != nil {
 		t.Fatal(err)
 	}

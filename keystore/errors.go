@@ -15,7 +15,7 @@ var (
 	// ErrNoPublicKey: a certificate without a public-key entry in its curve section.
 	ErrNoPublicKey = errors.New("keystore: no public-key")
 	// ErrInvalidKey: a key that is not 40 Z85 characters, or a public key unusable for
-	// CURVE (all zeros or of small order).
+	// CURVE (all zeros, of small order, or not canonically encoded).
 	ErrInvalidKey = errors.New("keystore: invalid key")
 	// ErrMismatch: a secret-key whose public key is not the file's public-key.
 	ErrMismatch = errors.New("keystore: secret-key does not match public-key")

@@ -158,7 +158,7 @@ func InstallClientKey(srvDir, target string, cert []byte) error {
 		return &FileError{Path: path, Err: fmt.Errorf("%w: pyzmq would read another public-key (its last)", ErrMalformed)}
 	}
 	if err := c.Public.Check(); err != nil {
-		return &FileError{Path: path, Err: fmt.Errorf("%w: public-key is all zeros or of small order", ErrInvalidKey)}
+		return &FileError{Path: path, Err: fmt.Errorf("%w: public-key: %w", ErrInvalidKey, err)}
 	}
 	if err := ensureDir(cpk); err != nil {
 		return err

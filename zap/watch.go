@@ -78,9 +78,7 @@ func newDirSource(a *Authenticator, domain, dir string, layout Layout) (*dirSour
 	}
 	res, err := s.scanWatched()
 	if err != nil {
-		if s.w != nil {
-			s.w.Close()
-		}
+		s.discard()
 		return nil, err
 	}
 	s.commit(res, "start", false)
