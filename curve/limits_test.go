@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,8 +79,9 @@ func TestTransportStalledPeer(t *testing.T) {
 	if err := srv.Listen("curve://127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	// The server answers every request with 64 KiB.
+	// The server answers every request with 64 KiB, and counts them.
 	served := make(chan struct{})
+	var answered atomic.Int64
 	go func() {
 		defer close(served)
 		big := make([]byte, 64<<10)
@@ -91,6 +93,7 @@ func TestTransportStalledPeer(t *testing.T) {
 				}
 				continue
 			}
+			answered.Add(1)
 			reply := big
 			if frames(m) == "ping" {
 				reply = []byte("pong")
@@ -99,6 +102,7 @@ func TestTransportStalledPeer(t *testing.T) {
 		}
 	}()
 	bad := z.dialAs(t, "REQ", srv.Addr().String())
+	defer bad.Close() // before srv.Close: a server stalled on it would not close
 	go func() {
 		for i := 0; i < 2000; i++ { // 128 MiB of replies it will never read
 			if bad.Send([]byte{}, []byte("more")) != nil {
@@ -106,8 +110,12 @@ func TestTransportStalledPeer(t *testing.T) {
 			}
 		}
 	}()
-	// Let the bad client's replies fill its socket buffers (bounded: a few MiB at most).
-	time.Sleep(time.Second)
+	// 300 replies (19 MiB) are more than the write buffer and both sockets' buffers hold:
+	// once the server has answered that many, it has met the stall, and got past it. (It
+	// never does without the send timeout: then the good client's ping below fails.)
+	for deadline := time.Now().Add(10 * time.Second); answered.Load() < 300 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // bounded poll of the server's count
+	}
 	good := z.client(zmq4.NewReq)
 	defer good.Close()
 	if err := good.Dial("curve://" + srv.Addr().String()); err != nil {
